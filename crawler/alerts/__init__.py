@@ -1,0 +1,1 @@
+"""Alerts: the query language, the matcher, subscriptions, the outbox and its notifiers."""

@@ -1,0 +1,1 @@
+"""Notification channels: webhook, e-mail, Apprise URLs, JSONL file."""

@@ -1,0 +1,1 @@
+"""Deduplication: URL canonicalisation, content fingerprints, near-duplicate stories."""

@@ -1,0 +1,198 @@
+"""The Store: one object per database, thin methods over the schema.
+
+Every method takes or opens a transaction; stages that must write together (the
+article, its story and its alerts) share one through :meth:`Store.begin`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from crawler.exceptions import ConfigError, StoreError
+from crawler.store import schema
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB_URL = "sqlite:///data/newswatch.db"
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the form every DateTime column stores."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_db_time(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def from_db_time(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def resolve_db_url(url: str | None = None) -> str:
+    """``--db`` wins, then ``NEWSWATCH_DB``, then the SQLite file under ./data/.
+
+    A bare file path is accepted and taken as a SQLite database.
+    """
+    url = url or os.environ.get("NEWSWATCH_DB") or DEFAULT_DB_URL
+    if "://" not in url:
+        url = "sqlite:///" + url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """Access to one database. Safe to share between threads."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def from_url(cls, url: str | None = None) -> "Store":
+        url = resolve_db_url(url)
+        kwargs: dict = {"future": True}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = create_engine(url, **kwargs)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise ConfigError(f"database URL {url!r} is not usable: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        try:
+            schema.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open database {self.engine.url!r}: {exc}") from exc
+
+    def drop_schema(self) -> None:
+        schema.metadata.drop_all(self.engine)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- sources ---------------------------------------------------------------------
+
+    def get_source(self, url: str, name: str | None = None) -> dict:
+        """The source row for ``url``, created on first sight."""
+        t = schema.sources
+        with self.begin() as conn:
+            row = conn.execute(select(t).where(t.c.url == url)).mappings().first()
+            if row is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(t.insert().values(url=url, name=name or url, created_at=utcnow(),
+                                                       consecutive_failures=0, runs=0, articles_total=0,
+                                                       health="ok"))
+                except SQLAlchemyError:
+                    pass  # another process created it meanwhile
+                row = conn.execute(select(t).where(t.c.url == url)).mappings().one()
+            elif name and row["name"] != name:
+                conn.execute(update(t).where(t.c.id == row["id"]).values(name=name))
+            return dict(row)
+
+    def list_sources(self) -> list[dict]:
+        with self.begin() as conn:
+            return [dict(r) for r in conn.execute(select(schema.sources).order_by(schema.sources.c.name))
+                    .mappings()]
+
+    def save_validators(self, source_id: int, etag: str | None, last_modified: str | None) -> None:
+        """Remember a feed's ETag/Last-Modified for the next conditional GET."""
+        t = schema.sources
+        with self.begin() as conn:
+            conn.execute(update(t).where(t.c.id == source_id).values(etag=etag, last_modified=last_modified))
+
+    def update_source(self, source_id: int, **values) -> None:
+        t = schema.sources
+        with self.begin() as conn:
+            conn.execute(update(t).where(t.c.id == source_id).values(**values))
+
+    # -- articles --------------------------------------------------------------------
+
+    def known_urls(self, canonical_urls: list[str]) -> set[str]:
+        """Which of these canonical URLs are stored already (one query per batch)."""
+        t = schema.articles
+        found: set[str] = set()
+        urls = list(dict.fromkeys(canonical_urls))
+        with self.begin() as conn:
+            for i in range(0, len(urls), 500):
+                chunk = urls[i:i + 500]
+                found.update(conn.execute(select(t.c.canonical_url).where(t.c.canonical_url.in_(chunk))).scalars())
+        return found
+
+    def known_guids(self, guids: list[str]) -> set[str]:
+        t = schema.articles
+        found: set[str] = set()
+        guids = [g for g in dict.fromkeys(guids) if g]
+        with self.begin() as conn:
+            for i in range(0, len(guids), 500):
+                chunk = guids[i:i + 500]
+                found.update(conn.execute(select(t.c.guid).where(t.c.guid.in_(chunk))).scalars())
+        return found
+
+    def count_articles(self) -> int:
+        with self.begin() as conn:
+            return conn.execute(select(func.count()).select_from(schema.articles)).scalar_one()
+
+    def iter_articles(self, since: datetime | None = None) -> Iterator[dict]:
+        t = schema.articles
+        query = select(t).order_by(t.c.id)
+        if since is not None:
+            query = query.where(t.c.fetched_at >= to_db_time(since))
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                yield dict(row)
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(url: str | None = None) -> Store:
+    """The shared :class:`Store` for ``url`` in this process."""
+    url = resolve_db_url(url)
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = Store.from_url(url)
+        return store

@@ -1,0 +1,198 @@
+"""The database schema, in one place, for every stage (SQLAlchemy Core).
+
+Times are stored as naive UTC ``DateTime`` values (SQLite has no time zones);
+:mod:`crawler.store.repository` converts at the boundary. 64-bit hashes are
+stored as signed integers so they fit ``BIGINT`` on PostgreSQL.
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# An autoincrementing 64-bit key that SQLite also accepts as its ROWID alias.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_run_at", DateTime),
+    Column("last_success_at", DateTime),
+    Column("last_new_at", DateTime),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_new_count", Integer),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("articles_total", Integer, nullable=False, default=0),
+    Column("health", String(20), nullable=False, default="ok"),
+    Column("created_at", DateTime, nullable=False),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("canonical_url", Text, nullable=False),
+    Column("guid", Text),
+    Column("source_id", ForeignKey("sources.id")),
+    Column("title", Text),
+    Column("text", Text, nullable=False),
+    Column("published", DateTime),
+    Column("published_raw", String(40)),
+    Column("modified", DateTime),
+    Column("authors", JSON, nullable=False, default=list),
+    Column("language", String(8)),
+    Column("page_language", String(8)),
+    Column("site_name", Text),
+    Column("source_url", Text),
+    Column("content_hash", BigInteger, nullable=False),
+    Column("signature", LargeBinary),
+    Column("story_id", String(40), nullable=False),
+    Column("revision", Integer, nullable=False, default=1),
+    Column("fetched_at", DateTime, nullable=False),
+    UniqueConstraint("canonical_url", name="uq_articles_canonical_url"),
+)
+Index("ix_articles_guid", articles.c.guid)
+Index("ix_articles_content_hash", articles.c.content_hash)
+Index("ix_articles_story_id", articles.c.story_id)
+Index("ix_articles_fetched_at", articles.c.fetched_at)
+
+# Earlier versions of an article whose page changed (the row in `articles` is the latest).
+article_revisions = Table(
+    "article_revisions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("title", Text),
+    Column("text", Text, nullable=False),
+    Column("content_hash", BigInteger, nullable=False),
+    Column("fetched_at", DateTime, nullable=False),
+)
+Index("ix_article_revisions_article", article_revisions.c.article_id)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("first_article_id", BigInteger),
+    Column("title", Text),
+    Column("first_seen_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("size", Integer, nullable=False, default=1),
+)
+
+# Locality-sensitive-hashing buckets of the near-duplicate index: one row per (band, article).
+story_bands = Table(
+    "story_bands",
+    metadata,
+    Column("band", BigInteger, nullable=False),
+    Column("article_id", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_story_bands_band", story_bands.c.band)
+Index("ix_story_bands_created_at", story_bands.c.created_at)
+
+# Learned site templates: how many pages of a site carried a given boilerplate line.
+site_templates = Table(
+    "site_templates",
+    metadata,
+    Column("site", String(255), primary_key=True),
+    Column("fingerprint", BigInteger, primary_key=True),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("sample", Text),
+)
+site_pages = Table(
+    "site_pages",
+    metadata,
+    Column("site", String(255), primary_key=True),
+    Column("pages", Integer, nullable=False, default=0),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("query", Text, nullable=False),
+    Column("targets", JSON, nullable=False, default=list),
+    Column("mode", String(20), nullable=False, default="instant"),
+    Column("digest_at", String(10)),
+    Column("digest_day", String(10)),
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("sources", JSON, nullable=False, default=list),
+    Column("languages", JSON, nullable=False, default=list),
+    Column("secret", Text),
+    Column("alert_revisions", Boolean, nullable=False, default=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("origin", String(200), nullable=False, default="cli"),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# The alert outbox: written in the same transaction as the article that caused it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),  # stable id receivers deduplicate on
+    Column("subscription_id", ForeignKey("subscriptions.id", ondelete="CASCADE")),
+    Column("subscription", String(200), nullable=False),
+    Column("story_id", String(40), nullable=False),
+    Column("article_id", BigInteger),
+    Column("target", Text, nullable=False),
+    Column("kind", String(20), nullable=False, default="article"),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("due_at", DateTime),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+)
+Index("ix_alerts_status_next", alerts.c.status, alerts.c.next_attempt_at)
+Index("ix_alerts_subscription_story", alerts.c.subscription, alerts.c.story_id)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("source_id", ForeignKey("sources.id", ondelete="CASCADE")),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(12), nullable=False, default="running"),
+    Column("fetched", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("duration", Float),
+)
+
+# One row per database: who runs the scheduler (a lease with a heartbeat).
+scheduler_lock = Table(
+    "scheduler_lock",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),
+)
