@@ -9,8 +9,9 @@
     │   └── NotAnArticle       the page is a home/section/tag/search/error page
     ├── FeedError              a feed that cannot be parsed at all
     ├── StoreError             the database refused or is unreachable
-    └── DeliveryError          a notifier failed to deliver an alert
-        └── RetryLater         the receiver asked us to come back (429, Retry-After)
+    └── DeliveryError          a notifier failed to deliver an alert (retried)
+        ├── RetryLater         the receiver asked us to come back (429, Retry-After)
+        └── DeliveryRefused    the receiver refused it for good (4xx): no retry
 
 Items dropped by the pipelines use :class:`scrapy.exceptions.DropItem` subclasses
 defined next to the pipeline that drops them; their ``reason`` names the stats key.
@@ -64,3 +65,7 @@ class RetryLater(DeliveryError):
     def __init__(self, message: str, delay: float | None = None):
         super().__init__(message)
         self.delay = delay
+
+
+class DeliveryRefused(DeliveryError):
+    """The receiver refused the alert for good (e.g. HTTP 4xx other than 429): do not retry."""

@@ -169,6 +169,8 @@ alerts = Table(
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    Column("lease", String(32)),  # token of the dispatcher sending it (status 'sending')
+    Column("batch_id", String(64)),  # the message id of a digest/flood batch it went out in
 )
 Index("ix_alerts_status_next", alerts.c.status, alerts.c.next_attempt_at)
 Index("ix_alerts_subscription_story", alerts.c.subscription, alerts.c.story_id)
