@@ -101,6 +101,7 @@ stories = Table(
     Column("first_seen_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("size", Integer, nullable=False, default=1),
+    Column("merged_into", String(40)),  # set when a later link merged this story into another
 )
 
 # Locality-sensitive-hashing buckets of the near-duplicate index: one row per (band, article).
