@@ -1,0 +1,137 @@
+"""The `newswatch` command.
+
+    newswatch crawl URL... [--db DB] [--watch QUERY]... [-o FILE.jsonl|-]
+    newswatch extract PATH_OR_URL [--url URL]
+    newswatch bench extract DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import urllib.request
+from pathlib import Path
+
+from crawler.exceptions import ConfigError, NewswatchError
+
+logger = logging.getLogger(__name__)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLAlchemy database URL (default: $NEWSWATCH_DB or "
+                                     "sqlite:///data/newswatch.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newswatch", description="Scheduled news scraping and monitoring.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    crawl = commands.add_parser("crawl", help="crawl feeds, sitemaps, sites or pages now")
+    crawl.add_argument("urls", nargs="+", metavar="URL")
+    _add_db(crawl)
+    crawl.add_argument("--watch", action="append", default=[], metavar="QUERY",
+                       help="flag articles matching QUERY (repeatable)")
+    crawl.add_argument("-o", "--output", metavar="FILE", help="write new articles as JSON lines ('-': stdout)")
+    crawl.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a Scrapy/newswatch setting")
+    crawl.set_defaults(func=cmd_crawl)
+
+    extract = commands.add_parser("extract", help="print the clean article of a saved page or URL")
+    extract.add_argument("target", metavar="PATH_OR_URL")
+    extract.add_argument("--url", help="the page's URL, when PATH is a saved file")
+    extract.set_defaults(func=cmd_extract)
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_kinds = bench.add_subparsers(dest="bench", required=True, metavar="KIND")
+    bench_extract = bench_kinds.add_parser("extract", help="extraction quality and speed on a labelled set")
+    bench_extract.add_argument("args", nargs=argparse.REMAINDER)
+    bench_extract.set_defaults(func=cmd_bench_extract)
+    return parser
+
+
+def _overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"-s expects NAME=VALUE, got {pair!r}")
+        overrides[name] = value
+    return overrides
+
+
+def cmd_crawl(args) -> int:
+    from crawler.runner import build_settings, crawl_once, format_summary, progress_enabled, summarize
+    from crawler.alerts.query import parse_query
+
+    for query in args.watch:
+        try:
+            parse_query(query)
+        except NewswatchError as exc:
+            raise ConfigError(f"--watch: {exc}") from exc
+    overrides = _overrides(args.set)
+    overrides.setdefault("LOG_LEVEL", _log_level(args.verbose))
+    overrides["PROGRESS_ENABLED"] = progress_enabled()
+    settings = build_settings(args.db, args.watch, args.output, overrides)
+    stats = crawl_once(args.urls, settings)
+    summary = summarize(stats)
+    print(format_summary(summary), file=sys.stderr)
+    return 0
+
+
+def _read_target(target: str) -> tuple[bytes, str]:
+    if target.startswith(("http://", "https://")):
+        from crawler.settings import USER_AGENT
+
+        request = urllib.request.Request(target, headers={"User-Agent": USER_AGENT})
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http/https only)
+            return response.read(16 * 1024 * 1024), response.geturl()
+    path = Path(target)
+    if not path.is_file():
+        raise ConfigError(f"{target}: no such file (give a saved page or an http(s) URL)")
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        data = gzip.decompress(data)
+    return data, path.resolve().as_uri()
+
+
+def cmd_extract(args) -> int:
+    from crawler.extract import extract_article
+
+    html, url = _read_target(args.target)
+    article = extract_article(html, args.url or url)
+    fields = ("url", "canonical_url", "title", "text", "published", "modified", "authors", "language",
+              "site_name", "source_url")
+    print(json.dumps({key: article.get(key) for key in fields}, ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_bench_extract(args) -> int:
+    from crawler.extract.benchmark import main as bench_main
+
+    return bench_main(args.args)
+
+
+def _log_level(verbose: int) -> str:
+    return ("WARNING", "INFO", "DEBUG")[min(verbose, 2)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=_log_level(args.verbose), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args) or 0
+    except NewswatchError as exc:
+        print(f"newswatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

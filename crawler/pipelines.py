@@ -1,0 +1,280 @@
+"""Thin Scrapy adapters over the stages, in order (see ``ITEM_PIPELINES`` in settings):
+
+    ExtractPipeline  100  HTML -> clean article, in worker processes
+    DedupePipeline   200  canonical URL, exact duplicates, revisions
+    MatchPipeline    300  watch queries and subscriptions
+    StorePipeline    400  article + story + alerts, in one transaction
+
+Each drops what it must with a :class:`DropItem` subclass naming the reason; stats count
+drops under ``newswatch/drops/<reason>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from scrapy import signals
+from scrapy.exceptions import DropItem
+
+from crawler.alerts.matcher import Matcher
+from crawler.alerts.query import parse_query
+from crawler.dedupe.exact import find_duplicate
+from crawler.dedupe.fingerprints import content_hash
+from crawler.dedupe.stories import StoryIndex
+from crawler.dedupe.urls import canonicalize_url
+from crawler.exceptions import ConfigError, ExtractionError, NotAnArticle, QueryError
+from crawler.extract import extract_article
+from crawler.store import open_store
+from crawler.store.repository import utcnow
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FIELDS = ["url", "canonical_url", "title", "text", "published", "modified", "authors", "language",
+                 "site_name", "source_url", "story_id", "duplicate_of", "matched", "source"]
+
+
+class NotAnArticleDrop(DropItem):
+    reason = "not_an_article"
+
+
+class ExtractionFailed(DropItem):
+    reason = "extraction_failed"
+
+
+class AlreadyStored(DropItem):
+    reason = "already_stored"
+
+
+def _count_drop(crawler, exc: DropItem) -> None:
+    crawler.stats.inc_value(f"newswatch/drops/{getattr(exc, 'reason', 'other')}")
+
+
+def site_of(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+class ExtractPipeline:
+    """Turns the fetched page into a clean article, off the reactor thread.
+
+    ``EXTRACT_WORKERS`` worker processes (default: one per core; 0 runs inline)."""
+
+    def __init__(self, crawler, workers: int):
+        self.crawler = crawler
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        workers = crawler.settings.getint("EXTRACT_WORKERS", os.cpu_count() or 1)
+        pipeline = cls(crawler, workers)
+        crawler.signals.connect(pipeline.close, signal=signals.spider_closed)
+        return pipeline
+
+    def open_spider(self, spider=None):
+        if self.workers > 0:
+            self.pool = ProcessPoolExecutor(max_workers=self.workers)
+
+    def close(self, spider=None):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    async def process_item(self, item, spider=None):
+        html, url = item.pop("html"), item["url"]
+        try:
+            if self.pool is not None:
+                loop = asyncio.get_running_loop()
+                article = await loop.run_in_executor(self.pool, _extract, html, url, item.get("encoding"))
+            else:
+                article = _extract(html, url, item.get("encoding"))
+        except NotAnArticle as exc:
+            drop = NotAnArticleDrop(str(exc))
+            _count_drop(self.crawler, drop)
+            raise drop
+        except Exception as exc:  # a broken page must not stop the crawl
+            logger.warning("%s: extraction failed: %s", url, exc)
+            self.crawler.stats.inc_value("newswatch/errors")
+            self.crawler.stats.inc_value("newswatch/errors/extraction")
+            drop = ExtractionFailed(f"{url}: {exc}")
+            _count_drop(self.crawler, drop)
+            raise drop
+        entry = item.get("feed_entry") or {}
+        for key, value in article.items():
+            if key not in ("url",):
+                item[key] = value
+        if not item.get("published") and entry.get("published"):
+            item["published"] = entry["published"]
+        if not item.get("title") and entry.get("title"):
+            item["title"] = entry["title"]
+        self.crawler.stats.inc_value("newswatch/articles/extracted")
+        return item
+
+
+def _extract(html: bytes, url: str, encoding: str | None) -> dict:
+    if isinstance(html, bytes) and encoding:
+        try:
+            html = html.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return extract_article(html, url)
+
+
+class DedupePipeline:
+    """Canonicalises the URL and drops what the store already has (same URL and body)."""
+
+    def __init__(self, crawler, store):
+        self.crawler = crawler
+        self.store = store
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler, open_store(crawler.settings.get("NEWSWATCH_DB")))
+
+    def process_item(self, item, spider=None):
+        own = canonicalize_url(item["url"])
+        declared = item.get("canonical_url")
+        canonical = canonicalize_url(declared) if declared else own
+        if site_of(canonical) != site_of(own):
+            # A cross-domain canonical names the original: this page is a copy of it.
+            item.setdefault("source_url", declared)
+            if not item.get("source_url"):
+                item["source_url"] = declared
+            canonical = own
+        item["canonical_url"] = canonical
+        item["content_hash"] = content_hash(item["text"])
+        with self.store.begin() as conn:
+            duplicate = find_duplicate(conn, canonical, item.get("guid"), item["content_hash"])
+        item["duplicate_of"] = None
+        item["revision_of"] = None
+        if duplicate is not None:
+            if duplicate["match"] in ("url", "guid") and duplicate["content_hash"] == item["content_hash"]:
+                drop = AlreadyStored(f"{item['url']} is stored already")
+                _count_drop(self.crawler, drop)
+                raise drop
+            if duplicate["match"] in ("url", "guid"):
+                item["revision_of"] = duplicate["id"]
+            else:
+                item["duplicate_of"] = duplicate["url"]
+        return item
+
+
+class MatchPipeline:
+    """Matches the article against ``--watch`` queries (``NEWSWATCH_WATCH``) and the stored
+    subscriptions; ``matched`` lists the names of those that matched."""
+
+    def __init__(self, crawler, store, watch: list[str]):
+        self.crawler = crawler
+        self.store = store
+        self.matcher = Matcher()
+        self.subscriptions: dict[str, dict] = {}
+        for query in watch:
+            try:
+                self.matcher.add(query, parse_query(query))
+            except QueryError as exc:
+                raise ConfigError(f"--watch {query!r}: {exc}") from exc
+        self._load_subscriptions()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler, open_store(crawler.settings.get("NEWSWATCH_DB")),
+                   crawler.settings.getlist("NEWSWATCH_WATCH"))
+
+    def _load_subscriptions(self) -> None:
+        try:
+            from crawler.alerts.subscriptions import list_subscriptions
+        except ImportError:
+            return
+        with self.store.begin() as conn:
+            for sub in list_subscriptions(conn, include_paused=False):
+                try:
+                    self.matcher.add(f"sub:{sub['name']}", parse_query(sub["query"]))
+                except QueryError as exc:
+                    logger.error("subscription %r has a bad query, skipped: %s", sub["name"], exc)
+                    continue
+                self.subscriptions[f"sub:{sub['name']}"] = sub
+
+    def process_item(self, item, spider=None):
+        found = self.matcher.match(item)
+        item["matched"] = [name for name in found if not name.startswith("sub:")]
+        item["subscriptions_matched"] = {
+            name[4:]: self.subscriptions[name] for name in found
+            if name.startswith("sub:") and self._passes_filters(self.subscriptions[name], item)}
+        item["matched"] += list(item["subscriptions_matched"])
+        item["match_terms"] = {name[4:] if name.startswith("sub:") else name: terms
+                               for name, terms in found.items()}
+        if item["matched"]:
+            self.crawler.stats.inc_value("newswatch/articles/matched")
+        return item
+
+    @staticmethod
+    def _passes_filters(sub: dict, item: dict) -> bool:
+        if sub.get("languages") and item.get("language") not in sub["languages"]:
+            return False
+        if sub.get("sources") and item.get("source") not in sub["sources"] and \
+                item.get("source_feed") not in sub["sources"]:
+            return False
+        return True
+
+
+class StorePipeline:
+    """Stores the article, its story and its alerts in one transaction."""
+
+    def __init__(self, crawler, store, story_index: StoryIndex):
+        self.crawler = crawler
+        self.store = store
+        self.story_index = story_index
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        index = StoryIndex(threshold=settings.getfloat("DEDUPE_NEAR_THRESHOLD", 0.5),
+                           window_days=settings.getint("DEDUPE_WINDOW_DAYS", 30))
+        return cls(crawler, open_store(settings.get("NEWSWATCH_DB")), index)
+
+    def process_item(self, item, spider=None):
+        try:
+            self._store(item)
+        except Exception:
+            logger.exception("%s: could not store the article", item.get("url"))
+            self.crawler.stats.inc_value("newswatch/errors")
+            self.crawler.stats.inc_value("newswatch/errors/store")
+            if spider is not None and hasattr(spider, "mark_source_incomplete"):
+                spider.mark_source_incomplete(item.get("source_id"))
+            raise
+        key = "newswatch/articles/duplicate" if item.get("duplicate_of") else "newswatch/articles/new"
+        self.crawler.stats.inc_value(key)
+        spider = spider or self.crawler.spider
+        if spider is not None and hasattr(spider, "count_new_article"):
+            spider.count_new_article(item.get("source_id"))
+        return item
+
+    def _store(self, item) -> None:
+        from crawler.store import articles as article_rows
+
+        with self.store.begin() as conn:
+            decision = self.story_index.decide(conn, item)
+            item["story_id"] = decision.story_id
+            article_id = article_rows.save_article(conn, item, decision.signature)
+            self.story_index.record(conn, article_id, item, decision)
+            item["article_id"] = article_id
+            self._enqueue_alerts(conn, item, article_id)
+
+    def _enqueue_alerts(self, conn, item, article_id) -> None:
+        subscriptions = item.get("subscriptions_matched") or {}
+        if not subscriptions:
+            return
+        from crawler.alerts.outbox import enqueue_alerts
+        from crawler.dedupe.stories import story_info
+
+        size = story_info(conn, item["story_id"]).get("size", 1)
+        for name, sub in subscriptions.items():
+            if item.get("revision_of") and not sub.get("alert_revisions"):
+                continue
+            enqueue_alerts(conn, subscription=sub, article=item, story_id=item["story_id"],
+                           article_id=article_id, terms=item["match_terms"].get(name, []), story_size=size)

@@ -1,0 +1,73 @@
+"""Building crawler settings and running one crawl, for the CLI and the daemon."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from scrapy.settings import Settings
+from scrapy.utils.conf import closest_scrapy_cfg
+from scrapy.utils.project import get_project_settings
+
+from crawler.store import resolve_db_url
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_KEYS = (
+    ("sources", "newswatch/sources"),
+    ("fetched", "newswatch/pages/fetched"),
+    ("new", "newswatch/articles/new"),
+    ("duplicates", "newswatch/articles/duplicate"),
+    ("known", "newswatch/entries/known"),
+    ("matches", "newswatch/articles/matched"),
+    ("not_articles", "newswatch/drops/not_an_article"),
+    ("errors", "newswatch/errors"),
+)
+
+
+def build_settings(db: str | None = None, watch: list[str] | None = None, output: str | None = None,
+                   overrides: dict | None = None) -> Settings:
+    """The project's settings (``settings.py`` beside ``scrapy.cfg``) or the package defaults,
+    with the command line's choices on top."""
+    if closest_scrapy_cfg():
+        settings = get_project_settings()
+    else:
+        settings = Settings()
+        settings.setmodule("crawler.settings", priority="project")
+    settings.set("NEWSWATCH_DB", resolve_db_url(db or settings.get("NEWSWATCH_DB")), priority="cmdline")
+    if watch:
+        settings.set("NEWSWATCH_WATCH", list(watch), priority="cmdline")
+    if output:
+        uri = "stdout:" if output == "-" else output
+        from crawler.pipelines import OUTPUT_FIELDS
+
+        settings.set("FEEDS", {uri: {"format": "jsonlines", "fields": OUTPUT_FIELDS, "encoding": "utf8",
+                                     "overwrite": False}}, priority="cmdline")
+    for key, value in (overrides or {}).items():
+        settings.set(key, value, priority="cmdline")
+    return settings
+
+
+def summarize(stats: dict) -> dict[str, int]:
+    return {name: int(stats.get(key, 0) or 0) for name, key in SUMMARY_KEYS}
+
+
+def format_summary(summary: dict[str, int]) -> str:
+    return "  ".join(f"{name}={value}" for name, value in summary.items())
+
+
+def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = None) -> dict:
+    """Run one crawl in this process (blocking, starts and stops the reactor); the stats."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.spiders.feeds import FeedsSpider
+
+    process = CrawlerProcess(settings, install_root_handler=True)
+    crawler = process.create_crawler(FeedsSpider)
+    process.crawl(crawler, urls=urls, names=names)
+    process.start()
+    return crawler.stats.get_stats() if crawler.stats else {}
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()

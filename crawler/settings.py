@@ -1,0 +1,59 @@
+"""Default settings of newswatch, grouped by component. The project's ``settings.py``
+imports these; ``scrapy crawl`` and ``newswatch`` read the same values."""
+
+BOT_NAME = "newswatch"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# -- politeness -----------------------------------------------------------------------
+USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch/newswatch; news monitoring bot)"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 32
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_DELAY = 0
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+RETRY_BACKOFF_BASE = 0.5
+RETRY_BACKOFF_MAX = 30.0
+RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"  # the spider logs each failure once, with its URL
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+}
+REDIRECT_MAX_TIMES = 5
+
+# -- pipelines ------------------------------------------------------------------------
+ITEM_PIPELINES = {
+    "crawler.pipelines.ExtractPipeline": 100,
+    "crawler.pipelines.DedupePipeline": 200,
+    "crawler.pipelines.MatchPipeline": 300,
+    "crawler.pipelines.StorePipeline": 400,
+}
+EXTRACT_WORKERS = 2  # worker processes for extraction; 0 extracts on the reactor thread
+DEDUPE_NEAR_THRESHOLD = 0.5
+DEDUPE_WINDOW_DAYS = 30
+
+# -- store ----------------------------------------------------------------------------
+NEWSWATCH_DB = None  # SQLAlchemy URL; None: $NEWSWATCH_DB or sqlite:///data/newswatch.db
+NEWSWATCH_WATCH = []  # ad hoc watch queries (`newswatch crawl --watch`)
+
+# -- sources --------------------------------------------------------------------------
+SOURCES_SITEMAP_MAX_PAGES = 500
+
+# -- engine ---------------------------------------------------------------------------
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+
+# -- extensions -----------------------------------------------------------------------
+EXTENSIONS = {
+    "crawler.progress.ProgressExtension": 500,
+}
+PROGRESS_ENABLED = False  # `newswatch crawl` switches it on when stderr is a terminal
+PROGRESS_INTERVAL = 0.5
