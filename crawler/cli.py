@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--url", help="the page's URL, when PATH is a saved file")
     extract.set_defaults(func=cmd_extract)
 
+    from crawler.daemon.commands import add_daemon_commands
+
+    add_daemon_commands(commands)
+
     bench = commands.add_parser("bench", help="benchmarks")
     bench_kinds = bench.add_subparsers(dest="bench", required=True, metavar="KIND")
     bench_extract = bench_kinds.add_parser("extract", help="extraction quality and speed on a labelled set")

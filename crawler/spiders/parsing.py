@@ -109,6 +109,8 @@ def parse_feed(body: bytes, url: str) -> list[FeedEntry]:
             summary=item.get("summary"),
             authors=authors,
         ))
+    if not entries and parsed.bozo:
+        raise FeedError(f"malformed feed at {url}: {parsed.get('bozo_exception')}")
     return entries
 
 
@@ -184,7 +186,7 @@ def discover_feeds(body: bytes, url: str) -> list[str]:
         href = urljoin(url, link.get("href").strip())
         title = (link.get("title") or "").lower()
         (comments if "comment" in title or "/comments/" in href else found).append(href)
-    return list(dict.fromkeys(found + comments))[:5] if found else list(dict.fromkeys(comments))[:1]
+    return list(dict.fromkeys(found))[:5] if found else list(dict.fromkeys(comments))[:1]
 
 
 def usual_feed_urls(url: str) -> list[str]:

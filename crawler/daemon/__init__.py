@@ -1,0 +1,1 @@
+"""The scheduler process (`newswatch run`): schedules, the scheduled crawls, health."""

@@ -1,0 +1,55 @@
+"""The Store contract, on every backend (SQLite and PostgreSQL)."""
+
+from datetime import datetime, timezone
+
+from crawler.store import Store
+from crawler.store.articles import save_article
+from crawler.store import schema
+from sqlalchemy import select
+
+
+def _item(url, text="Body text.", **extra):
+    return {"url": url, "canonical_url": url, "title": "T", "text": text, "content_hash": hash(text) & 0x7FFFFFFF,
+            "story_id": "s-1", "published": "2024-05-21T10:01:00+02:00", "authors": ["A B"], **extra}
+
+
+def test_sources_are_created_once_and_remember_validators(db_url):
+    store = Store.from_url(db_url)
+    first = store.get_source("https://a.example/feed", "A")
+    again = store.get_source("https://a.example/feed")
+    assert first["id"] == again["id"] and again["name"] == "A"
+    store.save_validators(first["id"], '"etag-1"', "Tue, 12 Sep 2023 06:35:12 GMT")
+    restarted = Store.from_url(db_url)
+    row = restarted.get_source("https://a.example/feed")
+    assert (row["etag"], row["last_modified"]) == ('"etag-1"', "Tue, 12 Sep 2023 06:35:12 GMT")
+    store.dispose()
+    restarted.dispose()
+
+
+def test_known_urls_and_guids_and_revisions(db_url):
+    store = Store.from_url(db_url)
+    with store.begin() as conn:
+        article_id = save_article(conn, _item("https://a.example/1", guid="g-1"), None)
+    assert store.known_urls(["https://a.example/1", "https://a.example/2"]) == {"https://a.example/1"}
+    assert store.known_guids(["g-1", "g-2", None]) == {"g-1"}
+    with store.begin() as conn:
+        same_id = save_article(conn, _item("https://a.example/1", text="Changed body.", revision_of=article_id), None)
+        row = conn.execute(select(schema.articles).where(schema.articles.c.id == article_id)).mappings().one()
+        history = conn.execute(select(schema.article_revisions)).mappings().all()
+    assert same_id == article_id and row["revision"] == 2 and row["text"] == "Changed body."
+    assert [h["text"] for h in history] == ["Body text."]
+    assert row["published"] == datetime(2024, 5, 21, 8, 1)  # stored as UTC
+    assert store.count_articles() == 1
+    store.dispose()
+
+
+def test_a_failed_transaction_writes_nothing(db_url):
+    store = Store.from_url(db_url)
+    try:
+        with store.begin() as conn:
+            save_article(conn, _item("https://a.example/x"), None)
+            raise RuntimeError("crash between article and alerts")
+    except RuntimeError:
+        pass
+    assert store.count_articles() == 0
+    store.dispose()
