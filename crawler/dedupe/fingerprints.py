@@ -1,0 +1,113 @@
+"""Content fingerprints: normalised text, exact hash, word shingles, MinHash signatures.
+
+Everything here is pure and deterministic across processes and machines (xxhash with
+fixed seeds, permutations drawn from a fixed NumPy seed), so a signature stored by one
+process can be compared with one computed by another.
+
+- :func:`normalize_text` — NFKC, accents stripped, case folded, quotes/punctuation and
+  whitespace folded to single spaces: two copies that differ only by typography
+  (« » vs “ ”, ’ vs ', non-breaking spaces, line breaks) normalise to the same string.
+- :func:`content_hash` — signed 64-bit xxh64 of the normalised body (fits ``BIGINT``).
+- :func:`shingles` — the set of 64-bit hashes of overlapping ``k``-word windows.
+- :func:`minhash_signature` — ``num_perm`` 32-bit minimum hashes of the shingle set
+  (universal hashing ``(a*x + b) mod (2^61-1)`` as in datasketch); the fraction of
+  equal positions between two signatures estimates the Jaccard similarity of the sets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+import xxhash
+
+SHINGLE_SIZE = 4
+NUM_PERM = 128
+HASH_SEED = _SEED = 0x6E657773  # "news"
+_MERSENNE = np.uint64((1 << 61) - 1)
+_MAX_HASH = np.uint64((1 << 32) - 1)
+_NON_WORD = re.compile(r"[\W_]+")
+_EMPTY_HASH = np.uint64((1 << 32) - 1)
+
+
+def to_signed64(value: int) -> int:
+    """An unsigned 64-bit integer as the signed value a ``BIGINT`` column holds."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def normalize_text(text: str) -> str:
+    """Fold typography away: NFKC, no accents, casefolded, words separated by one space."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def content_hash(text: str) -> int:
+    """Signed 64-bit xxh64 of the normalised text: same normalised body, same hash."""
+    return to_signed64(xxhash.xxh64_intdigest(normalize_text(text).encode(), seed=_SEED))
+
+
+def key_hash(kind: str, value: str) -> int:
+    """Signed 64-bit hash of a typed lookup key (``kind`` keeps key spaces apart)."""
+    return to_signed64(xxhash.xxh64_intdigest(f"{kind}\x00{value}".encode(), seed=_SEED))
+
+
+def words(text: str) -> list[str]:
+    return normalize_text(text).split()
+
+
+def shingles(text: str, k: int = SHINGLE_SIZE) -> set[int]:
+    """Hashes of the overlapping ``k``-word windows of the normalised text.
+
+    A text shorter than ``k`` words is one shingle; an empty text has none.
+    """
+    return shingles_of_words(words(text), k)
+
+
+def shingles_of_words(tokens: list[str], k: int = SHINGLE_SIZE) -> set[int]:
+    if not tokens:
+        return set()
+    if len(tokens) <= k:
+        return {xxhash.xxh64_intdigest(" ".join(tokens).encode())}
+    return {xxhash.xxh64_intdigest(" ".join(tokens[i:i + k]).encode()) for i in range(len(tokens) - k + 1)}
+
+
+@lru_cache(maxsize=8)
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(_SEED)
+    a = rng.randint(1, int(_MERSENNE), size=num_perm, dtype=np.uint64)
+    b = rng.randint(0, int(_MERSENNE), size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+def minhash_of_shingles(shingle_set: set[int], num_perm: int = NUM_PERM) -> np.ndarray:
+    """``num_perm`` uint32 minimum hashes of a set of 64-bit shingle hashes."""
+    if not shingle_set:
+        return np.full(num_perm, _EMPTY_HASH, dtype=np.uint32)
+    a, b = _permutations(num_perm)
+    values = np.fromiter(shingle_set, dtype=np.uint64, count=len(shingle_set)) & _MAX_HASH
+    with np.errstate(over="ignore"):
+        hashed = ((values[:, None] * a[None, :] + b[None, :]) % _MERSENNE) & _MAX_HASH
+    return hashed.min(axis=0).astype(np.uint32)
+
+
+def minhash_signature(text: str, num_perm: int = NUM_PERM, k: int = SHINGLE_SIZE) -> np.ndarray:
+    """MinHash signature (uint32 array of length ``num_perm``) of the text's word shingles."""
+    return minhash_of_shingles(shingles(text, k), num_perm)
+
+
+def signature_to_bytes(signature: np.ndarray) -> bytes:
+    return signature.astype("<u4").tobytes()
+
+
+def signature_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<u4")
+
+
+def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
+    """Fraction of equal MinHash positions: an unbiased estimate of the Jaccard similarity."""
+    return float(np.count_nonzero(sig_a == sig_b)) / len(sig_a)

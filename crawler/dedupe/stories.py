@@ -1,0 +1,392 @@
+"""Near-duplicate stories: one ``story_id`` for every copy of the same story.
+
+A :class:`StoryIndex` keeps a persistent LSH index in the store (table
+``story_bands``: one row per lookup key and article) and the ``stories`` table.
+
+Evidence that two articles are the same story (every test is symmetric in the pair):
+
+- **body** — the exact Jaccard similarity of their word 4-shingle sets (cleaned,
+  normalised body) is at least ``threshold``;
+- **containment** — at least ``containment`` of the smaller text's shingles appear in
+  the larger one and the smaller has at least ``min_shingles`` shingles (a copy with
+  paragraphs dropped or boilerplate added);
+- **title** — the normalised titles are equal (or their word sets overlap by
+  ``title_similarity``) and at least ``title_containment`` of the smaller text's
+  shingles appear in the larger: the truncated, feed-only version of an article;
+- **source** — one's ``source_url`` is the other's canonical URL, or both name the
+  same ``source_url`` (reposts crediting the original). Only article-like URLs count
+  (a path with a segment of 8+ characters or with a digit), not a site's home page.
+
+Candidates come from the index only, never from a scan: 32 MinHash bands of 4 rows
+(128 permutations; a pair with Jaccard 0.5 collides with probability 0.87, 0.6 → 0.99),
+plus keys for the normalised title, the first 12 words, the canonical URL and the
+credited source URL. At most ``max_candidates`` candidates (ranked by key hits) have
+their text fetched and verified, so a decision costs a handful of indexed lookups
+whatever the size of the index.
+
+Stories are the connected components of that relation, and are labelled by a rule
+that does not depend on the order of arrival: **a story's id is the smallest content
+hash (xxh64 of the normalised body, 16 hex digits) of its members**. When a new article
+links to several stories, or brings a smaller hash, the stories are merged and their
+articles re-labelled in the same transaction; the old ``stories`` rows keep a
+``merged_into`` pointer (:meth:`StoryIndex.resolve` follows it). Since exact copies share
+a content hash, it does not matter which of two identical bodies the pipeline kept. The
+*first article* of a story is the member published earliest (undated last, ties by
+canonical URL).
+
+Decisions are serialised per database (``pg_advisory_xact_lock`` on PostgreSQL, the
+write lock taken up front on SQLite) so that processes sharing a database see each
+other's articles; the lock is held until the caller's transaction ends.
+
+Limits of the determinism: components are the same for every arrival order as long as
+(1) every linked pair is still inside the expiry window when the later one arrives,
+(2) no key bucket or candidate list overflows (``max_bucket_rows``,
+``max_candidates``), and (3) LSH retrieves the pair — which is probabilistic in the
+pair but deterministic in the data (fixed hash seeds), so a pair is found in every
+order or in none. Story ids change when stories merge (callers that emitted an old id
+resolve it with :meth:`StoryIndex.resolve`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import numpy as np
+import xxhash
+from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.engine import Connection
+
+from crawler.dedupe.fingerprints import (
+    HASH_SEED,
+    NUM_PERM,
+    SHINGLE_SIZE,
+    key_hash,
+    minhash_of_shingles,
+    normalize_text,
+    shingles_of_words,
+    signature_to_bytes,
+    to_signed64,
+)
+from crawler.dedupe.urls import canonicalize_url
+from crawler.store.schema import articles, stories, story_bands
+
+logger = logging.getLogger(__name__)
+
+_LOCK_KEY = 0x6E77_5354  # PostgreSQL advisory lock id of the story index
+_LEAD_WORDS = 12
+_MIN_TITLE_WORDS = 4
+# Weights used only to rank candidates before verification.
+_WEIGHTS = {"band": 1, "lead": 8, "title": 8, "url": 64}
+
+
+@dataclass(frozen=True)
+class StoryDecision:
+    """What :meth:`StoryIndex.decide` concluded for one article."""
+
+    story_id: str
+    signature: bytes
+    similar_article_id: int | None
+    similarity: float | None
+    is_new_story: bool
+    content_hash: int
+    evidence: str | None = None  # "body", "containment", "title", "source" or "revision"
+    revision_of: int | None = None  # the stored article with the same canonical URL
+    merged_story_ids: tuple[str, ...] = ()
+    keys: tuple[int, ...] = field(default=(), repr=False)
+
+
+@dataclass
+class _Doc:
+    title_words: frozenset
+    shingles: set
+    canonical_url: str | None
+    source_url: str | None
+    title_norm: str
+
+
+def _parse_published(value) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _first_key(published: datetime | None, canonical_url: str | None) -> tuple:
+    """Sort key of the *first article* rule: earliest published, undated last, then URL."""
+    return (published is None, published or datetime.min, canonical_url or "")
+
+
+def _article_like(url: str | None) -> bool:
+    if not url:
+        return False
+    path = urlsplit(url).path
+    return any(len(seg) >= 8 or any(ch.isdigit() for ch in seg) for seg in path.split("/") if seg)
+
+
+def _story_id_of(content_hash: int) -> str:
+    return "%016x" % (content_hash & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+class StoryIndex:
+    """A near-duplicate index persisted in the store; see the module docstring."""
+
+    def __init__(self, threshold: float = 0.5, num_perm: int = NUM_PERM, window_days: int = 30,
+                 bands: int = 32, containment: float = 0.9, min_shingles: int = 20,
+                 title_similarity: float = 0.8, title_containment: float = 0.5,
+                 shingle_size: int = SHINGLE_SIZE, max_candidates: int = 20,
+                 max_bucket_rows: int = 5000):
+        if num_perm % bands:
+            raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.window = timedelta(days=window_days)
+        self.bands = bands
+        self.rows = num_perm // bands
+        self.containment = containment
+        self.min_shingles = min_shingles
+        self.title_similarity = title_similarity
+        self.title_containment = title_containment
+        self.shingle_size = shingle_size
+        self.max_candidates = max_candidates
+        self.max_bucket_rows = max_bucket_rows
+
+    @classmethod
+    def from_settings(cls, settings) -> "StoryIndex":
+        return cls(threshold=settings.getfloat("DEDUPE_NEAR_THRESHOLD", 0.5),
+                   window_days=settings.getint("DEDUPE_WINDOW_DAYS", 30))
+
+    # -- keys ------------------------------------------------------------------------
+
+    def _doc(self, article: dict) -> tuple[_Doc, list[str]]:
+        tokens = normalize_text(article.get("text") or "").split()
+        title_norm = normalize_text(article.get("title") or "")
+        source = article.get("source_url")
+        doc = _Doc(title_words=frozenset(title_norm.split()),
+                   shingles=shingles_of_words(tokens, self.shingle_size),
+                   canonical_url=article.get("canonical_url") or (
+                       canonicalize_url(article["url"]) if article.get("url") else None),
+                   source_url=canonicalize_url(source) if _article_like(source) else None,
+                   title_norm=title_norm)
+        return doc, tokens
+
+    def _keys(self, doc: _Doc, tokens: list[str], signature: np.ndarray) -> dict[int, str]:
+        keys: dict[int, str] = {}
+        if doc.shingles:
+            raw = signature.astype("<u4")
+            for band in range(self.bands):
+                chunk = raw[band * self.rows:(band + 1) * self.rows].tobytes()
+                keys[to_signed64(xxhash.xxh64_intdigest(chunk, seed=band + 1))] = "band"
+        if len(doc.title_words) >= _MIN_TITLE_WORDS:
+            keys[key_hash("title", doc.title_norm)] = "title"
+        if len(tokens) >= _LEAD_WORDS:
+            keys[key_hash("lead", " ".join(tokens[:_LEAD_WORDS]))] = "lead"
+        for url in (doc.canonical_url, doc.source_url):
+            if url:
+                keys[key_hash("url", url)] = "url"
+        return keys
+
+    # -- evidence --------------------------------------------------------------------
+
+    def _same_story(self, a: _Doc, b: _Doc) -> tuple[str | None, float]:
+        """(evidence, score) for the pair, evidence None when they are different stories."""
+        inter = len(a.shingles & b.shingles)
+        smaller = min(len(a.shingles), len(b.shingles))
+        union = len(a.shingles) + len(b.shingles) - inter
+        jaccard = inter / union if union else 0.0
+        contained = inter / smaller if smaller else 0.0
+        if a.canonical_url and a.canonical_url == b.canonical_url:
+            return "revision", max(jaccard, contained)
+        if a.source_url and (a.source_url == b.source_url or a.source_url == b.canonical_url) \
+                or b.source_url and b.source_url == a.canonical_url:
+            return "source", max(jaccard, contained)
+        if jaccard >= self.threshold:
+            return "body", jaccard
+        if smaller >= self.min_shingles and contained >= self.containment:
+            return "containment", contained
+        if a.title_words and b.title_words and contained >= self.title_containment:
+            if a.title_norm == b.title_norm or (
+                    len(a.title_words & b.title_words) / len(a.title_words | b.title_words)
+                    >= self.title_similarity):
+                return "title", contained
+        return None, max(jaccard, contained)
+
+    # -- locking ---------------------------------------------------------------------
+
+    @staticmethod
+    def _lock(conn: Connection) -> None:
+        """Serialise decisions across processes until the caller's transaction ends."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        elif conn.dialect.name == "sqlite":
+            # Any write statement takes SQLite's write lock (waiting up to busy_timeout).
+            conn.execute(update(stories).where(stories.c.id == "").values(size=stories.c.size))
+
+    # -- public API ------------------------------------------------------------------
+
+    def decide(self, conn: Connection, article: dict) -> StoryDecision:
+        """Which story ``article`` belongs to (reads only; call :meth:`record` after the insert)."""
+        self._lock(conn)
+        doc, tokens = self._doc(article)
+        signature = minhash_of_shingles(doc.shingles, self.num_perm)
+        chash = content_hash_of_tokens(tokens)
+        keys = self._keys(doc, tokens, signature)
+
+        hits: dict[int, int] = {}
+        if keys:
+            rows = conn.execute(
+                select(story_bands.c.band, story_bands.c.article_id)
+                .where(story_bands.c.band.in_(bindparam("keys", expanding=True)))
+                .limit(self.max_bucket_rows), {"keys": list(keys)}).all()
+            if len(rows) >= self.max_bucket_rows:
+                logger.warning("story index: candidate buckets overflow (%d rows) for %s",
+                               len(rows), doc.canonical_url)
+            for band, article_id in rows:
+                hits[article_id] = hits.get(article_id, 0) + _WEIGHTS[keys[band]]
+        ranked = sorted(hits, key=lambda aid: (-hits[aid], aid))[: self.max_candidates]
+
+        matches: list[tuple[str, float, int, str]] = []  # (evidence, score, id, story)
+        revision_of = None
+        if ranked:
+            rows = conn.execute(
+                select(articles.c.id, articles.c.title, articles.c.text, articles.c.canonical_url,
+                       articles.c.source_url, articles.c.story_id)
+                .where(articles.c.id.in_(bindparam("ids", expanding=True))), {"ids": ranked}).mappings()
+            for row in rows:
+                other, _ = self._doc(row)
+                evidence, score = self._same_story(doc, other)
+                if evidence == "revision":
+                    revision_of = row["id"]
+                if evidence is not None and row["story_id"]:
+                    matches.append((evidence, score, row["id"], row["story_id"]))
+
+        own_id = _story_id_of(chash)
+        linked = sorted({story for *_, story in matches})
+        story_id = min(linked + [own_id])
+        best = max(matches, key=lambda m: (m[1], -m[2])) if matches else None
+        return StoryDecision(
+            story_id=story_id,
+            signature=signature_to_bytes(signature),
+            similar_article_id=best[2] if best else None,
+            similarity=round(best[1], 4) if best else None,
+            is_new_story=not linked,
+            content_hash=chash,
+            evidence=best[0] if best else None,
+            merged_story_ids=tuple(s for s in linked if s != story_id),
+            keys=tuple(keys),
+            revision_of=revision_of,
+        )
+
+    def record(self, conn: Connection, article_id: int, article: dict, decision: StoryDecision,
+               now: datetime | None = None) -> None:
+        """Index the stored article and update (or create, or merge) its story.
+
+        ``now`` (naive UTC, default the current time) stamps the index entries; the
+        expiry window counts from it. A revision (same canonical URL as a stored
+        article) adds its new keys; its old ones stay until they expire.
+        """
+        now = now or _utcnow()
+        if decision.keys:
+            conn.execute(story_bands.insert(),
+                         [{"band": k, "article_id": article_id, "created_at": now} for k in decision.keys])
+        involved = [decision.story_id, *decision.merged_story_ids]
+        rows = {r["id"]: r for r in conn.execute(
+            select(stories).where(stories.c.id.in_(bindparam("ids", expanding=True))),
+            {"ids": involved}).mappings()}
+        if decision.merged_story_ids:
+            conn.execute(update(articles).where(articles.c.story_id.in_(
+                bindparam("old", expanding=True))).values(story_id=decision.story_id),
+                {"old": list(decision.merged_story_ids)})
+            conn.execute(update(stories).where(stories.c.id.in_(bindparam("old", expanding=True)))
+                         .values(merged_into=decision.story_id, updated_at=now),
+                         {"old": list(decision.merged_story_ids)})
+            conn.execute(update(stories).where(stories.c.merged_into.in_(bindparam("old", expanding=True)))
+                         .values(merged_into=decision.story_id),
+                         {"old": list(decision.merged_story_ids)})
+
+        # The first article: the earliest published among the current firsts and this one.
+        firsts = [r["first_article_id"] for r in rows.values() if r["first_article_id"] is not None]
+        contenders = [(_first_key(_parse_published(article.get("published")), article.get("canonical_url")),
+                       article_id, article.get("title"))]
+        if firsts:
+            for r in conn.execute(select(articles.c.id, articles.c.published, articles.c.canonical_url,
+                                         articles.c.title)
+                                  .where(articles.c.id.in_(bindparam("ids", expanding=True))),
+                                  {"ids": firsts}).mappings():
+                contenders.append((_first_key(r["published"], r["canonical_url"]), r["id"], r["title"]))
+        _, first_id, first_title = min(contenders, key=lambda c: (c[0], c[1]))
+        size = (decision.revision_of is None) + sum(r["size"] for r in rows.values() if r["merged_into"] is None)
+        first_seen = min([r["first_seen_at"] for r in rows.values()] + [now])
+        values = {"first_article_id": first_id, "title": first_title, "size": size,
+                  "updated_at": now, "first_seen_at": first_seen, "merged_into": None}
+        if decision.story_id in rows:
+            conn.execute(update(stories).where(stories.c.id == decision.story_id).values(**values))
+        else:
+            conn.execute(stories.insert().values(id=decision.story_id, **values))
+
+    def expire(self, conn: Connection, now: datetime | None = None) -> int:
+        """Drop index entries recorded before the window; returns how many were dropped."""
+        cutoff = (now or _utcnow()) - self.window
+        result = conn.execute(delete(story_bands).where(story_bands.c.created_at < cutoff))
+        logger.info("story index: expired %d entries older than %s", result.rowcount, cutoff)
+        return result.rowcount
+
+    @staticmethod
+    def resolve(conn: Connection, story_id: str) -> str:
+        """The current id of a story that may have been merged into another."""
+        seen = set()
+        while story_id not in seen:
+            seen.add(story_id)
+            target = conn.execute(select(stories.c.merged_into).where(stories.c.id == story_id)).scalar()
+            if not target:
+                break
+            story_id = target
+        return story_id
+
+
+def content_hash_of_tokens(tokens: list[str]) -> int:
+    """:func:`crawler.dedupe.fingerprints.content_hash` of an already normalised text."""
+    return to_signed64(xxhash.xxh64_intdigest(" ".join(tokens).encode(), seed=HASH_SEED))
+
+
+def story_info(conn: Connection, story_id: str) -> dict | None:
+    """A story: its first article, size, every copy, and the distinct sites reporting it."""
+    story_id = StoryIndex.resolve(conn, story_id)
+    row = conn.execute(select(stories).where(stories.c.id == story_id)).mappings().first()
+    if row is None:
+        return None
+    copies = [dict(r) for r in conn.execute(
+        select(articles.c.id, articles.c.url, articles.c.canonical_url, articles.c.title,
+               articles.c.site_name, articles.c.published, articles.c.source_url)
+        .where(articles.c.story_id == story_id).order_by(articles.c.id)).mappings()]
+    copies.sort(key=lambda c: _first_key(c["published"], c["canonical_url"]))
+    sites = sorted({urlsplit(c["canonical_url"]).hostname or "" for c in copies} - {""})
+    first = next((c for c in copies if c["id"] == row["first_article_id"]), copies[0] if copies else None)
+    return {
+        "id": story_id,
+        "title": row["title"],
+        "size": row["size"],
+        "first_article": first,
+        "first_seen_at": row["first_seen_at"],
+        "updated_at": row["updated_at"],
+        "articles": copies,
+        "sites": sites,
+        "source_count": len(sites),
+    }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+__all__ = ["StoryDecision", "StoryIndex", "content_hash_of_tokens", "story_info"]
