@@ -1,0 +1,508 @@
+"""Match many alert queries against one article at a time.
+
+:class:`Matcher` compiles every query into a few *required clauses*: sets of keys of
+which at least one must be present in an article for the query to possibly match (a
+word, a ``"word word"`` bigram for phrases, a ``prefix*``, a ``site:host``…). Each
+query is filed under the keys of at most three of its rarest-looking clauses. To
+match an article it is tokenised once; its keys are intersected with the index (a C
+set operation), the candidate queries are those whose indexed clauses all hit, and
+only those candidates are evaluated against the article's word positions. Queries
+whose clauses say everything (plain words and ORs of them) skip the evaluation.
+
+Cost therefore grows with the article and with the number of candidates, not with the
+number of queries; every evaluation step is linear or ``n log n`` in the article's
+length (no regular expression is built from user input).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from crawler.alerts.query import And, Meta, Near, Node, Not, Or, Query, Term, parse_query
+from crawler.alerts.text import Tokens, tokenize
+
+logger = logging.getLogger(__name__)
+
+MAX_INDEXED_CLAUSES = 3
+_SLOTS = {1: (0,), 2: (1, 2), 3: (3, 4, 5)}
+_MAX_NAME_WORDS = 6
+
+
+# --- the article side ------------------------------------------------------------------
+
+
+class _Field:
+    """The words of one field (title or text) with lazily built position lists."""
+
+    __slots__ = ("tokens", "compounds", "spans", "words", "_pos", "_comp_at", "_comp_pos")
+
+    def __init__(self, toks: Tokens):
+        self.tokens = toks.tokens
+        self.compounds = toks.compounds
+        self.spans = toks.spans
+        self.words = set(self.tokens)
+        self.words.update(joined for _, _, joined in self.compounds)
+        self._pos = None
+        self._comp_at = None
+
+    def _build(self):
+        pos: dict[str, list[int]] = {}
+        for i, word in enumerate(self.tokens):
+            lst = pos.get(word)
+            if lst is None:
+                pos[word] = [i]
+            else:
+                lst.append(i)
+        comp_at: dict[int, list[tuple[str, int]]] = {}
+        comp_pos: dict[str, list[tuple[int, int]]] = {}
+        for start, end, joined in self.compounds:
+            comp_at.setdefault(start, []).append((joined, end))
+            comp_pos.setdefault(joined, []).append((start, end))
+        self._pos, self._comp_at, self._comp_pos = pos, comp_at, comp_pos
+
+    def occurrences(self, word: str, prefix: bool) -> list[tuple[int, int]]:
+        """``(start, end)`` word positions where ``word`` (or a word it prefixes) stands."""
+        if self._pos is None:
+            self._build()
+        if not prefix:
+            found = [(i, i) for i in self._pos.get(word, ())]
+            found.extend(self._comp_pos.get(word, ()))
+        else:
+            found = [(i, i) for w, lst in self._pos.items() if w.startswith(word) for i in lst]
+            found.extend(occ for w, lst in self._comp_pos.items() if w.startswith(word) for occ in lst)
+        if len(found) > 1:
+            found.sort()
+        return found
+
+    def starting_at(self, position: int):
+        """The words (plain or compound) that start at ``position``, as ``(word, end)``."""
+        if self._pos is None:
+            self._build()
+        if position < len(self.tokens):
+            yield self.tokens[position], position
+            yield from self._comp_at.get(position, ())
+
+    def bigrams(self) -> set[str]:
+        toks = self.tokens
+        keys = {a + " " + b for a, b in zip(toks, toks[1:])}
+        if self.compounds:
+            starts = {}
+            for start, end, joined in self.compounds:
+                starts.setdefault(start, []).append(joined)
+            for start, end, joined in self.compounds:
+                if start > 0:
+                    keys.add(toks[start - 1] + " " + joined)
+                if end + 1 < len(toks):
+                    keys.add(joined + " " + toks[end + 1])
+                for other in starts.get(end + 1, ()):
+                    keys.add(joined + " " + other)
+        return keys
+
+
+def _host_keys(scope: str, url: str) -> set[str]:
+    host = (urlsplit(url).hostname or "") if "://" in url else url.split("/", 1)[0]
+    host = host.strip(".").lower()
+    if not host:
+        return set()
+    labels = host.split(".")
+    keys = {f"{scope}:" + ".".join(labels[i:]) for i in range(len(labels))}
+    keys.update(f"{scope}:" + " ".join(tokenize(label).tokens) for label in labels)
+    return keys
+
+
+def _name_keys(scope: str, name: str) -> set[str]:
+    words = tokenize(name).tokens
+    keys = set()
+    for i in range(len(words)):
+        for j in range(i + 1, min(len(words), i + _MAX_NAME_WORDS) + 1):
+            keys.add(f"{scope}:" + " ".join(words[i:j]))
+            keys.add(f"{scope}:" + "".join(words[i:j]))
+    return keys
+
+
+def _meta_keys(article: Mapping) -> set[str]:
+    keys: set[str] = set()
+    if url := article.get("url"):
+        keys |= _host_keys("site", str(url))
+    if site_name := article.get("site_name"):
+        keys |= _name_keys("site", str(site_name))
+    if language := article.get("language"):
+        language = str(language).strip().lower().replace("_", "-")
+        keys.add("lang:" + language)
+        keys.add("lang:" + language.split("-", 1)[0])
+    if source := article.get("source"):
+        source = str(source)
+        keys |= _host_keys("source", source) if "://" in source else _name_keys("source", source)
+    if feed_url := article.get("feed_url"):
+        keys |= _host_keys("source", str(feed_url))
+    return keys
+
+
+class ArticleIndex:
+    """One article, tokenised once: its title and text fields and metadata keys."""
+
+    __slots__ = ("title", "text", "meta")
+
+    def __init__(self, article: Mapping, with_spans: bool = False):
+        self.title = _Field(tokenize(article.get("title") or "", with_spans))
+        self.text = _Field(tokenize(article.get("text") or "", with_spans))
+        self.meta = _meta_keys(article)
+
+    def fields(self, term_field: str | None) -> tuple[_Field, ...]:
+        return (self.title,) if term_field == "title" else (self.title, self.text)
+
+
+# --- evaluating one query ---------------------------------------------------------------
+
+
+def _term_occurrences(term: Term, fld: _Field) -> list[tuple[int, int]]:
+    found = set()
+    for alt in term.alternatives:
+        last = len(alt) - 1
+        for start, end in fld.occurrences(alt[0], term.prefix and last == 0):
+            ends = [end]
+            for k in range(1, len(alt)):
+                want, is_prefix = alt[k], term.prefix and k == last
+                ends = [
+                    e2
+                    for e in ends
+                    for word, e2 in fld.starting_at(e + 1)
+                    if word == want or (is_prefix and word.startswith(want))
+                ]
+                if not ends:
+                    break
+            found.update((start, e) for e in ends)
+    return sorted(found)
+
+
+def _term_in_field(term: Term, fld: _Field) -> bool:
+    if not term.prefix and len(term.chunks) == 1 and len(term.chunks[0]) == 1:
+        return term.chunks[0][0] in fld.words
+    return bool(_term_occurrences(term, fld))
+
+
+def _term_present(term: Term | Meta, art: ArticleIndex) -> bool:
+    if isinstance(term, Meta):
+        return term.key in art.meta
+    return any(_term_in_field(term, fld) for fld in art.fields(term.field))
+
+
+def _operand_occurrences(node: Node, fld: _Field, art: ArticleIndex) -> list[tuple[int, int]]:
+    terms = node.children if isinstance(node, Or) else (node,)
+    found = []
+    for term in terms:
+        if fld in art.fields(term.field):
+            found.extend(_term_occurrences(term, fld))
+    found.sort()
+    return found
+
+
+def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], distance: int) -> bool:
+    """True if an occurrence in ``a`` and one in ``b`` have at most ``distance`` words between them."""
+    starts = [s for s, _ in b]  # b is sorted by start
+    ends = sorted(e for _, e in b)
+    for s, e in a:
+        i = bisect.bisect_left(starts, e + 1)  # b after a
+        if i < len(starts) and starts[i] <= e + 1 + distance:
+            return True
+        i = bisect.bisect_left(ends, s - 1 - distance)  # b before a
+        if i < len(ends) and ends[i] <= s - 1:
+            return True
+    return False
+
+
+def evaluate(node: Node, art: ArticleIndex) -> bool:
+    """Does the query tree ``node`` match the indexed article?"""
+    if isinstance(node, (Term, Meta)):
+        return _term_present(node, art)
+    if isinstance(node, And):
+        return all(evaluate(child, art) for child in node.children)
+    if isinstance(node, Or):
+        return any(evaluate(child, art) for child in node.children)
+    if isinstance(node, Not):
+        return not evaluate(node.child, art)
+    if isinstance(node, Near):
+        for fld in (art.title, art.text):
+            a = _operand_occurrences(node.left, fld, art)
+            if a and _near(a, _operand_occurrences(node.right, fld, art), node.distance):
+                return True
+        return False
+    raise TypeError(f"unknown query node {node!r}")  # pragma: no cover
+
+
+def matched_terms(query: Query, art: ArticleIndex) -> list[str]:
+    """The query's positive terms found in the article, as written in the query."""
+    seen: dict[str, None] = {}
+    for term in query.terms():
+        if _term_present(term, art):
+            seen.setdefault(term.display, None)
+    return list(seen)
+
+
+def _as_query(query: str | Query) -> Query:
+    return query if isinstance(query, Query) else parse_query(query)
+
+
+def match_query(query: str | Query, article: Mapping) -> list[str] | None:
+    """Match one query: the matched terms, or None if the article does not match."""
+    query = _as_query(query)
+    art = ArticleIndex(article)
+    if not evaluate(query.root, art):
+        return None
+    return matched_terms(query, art)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _field_spans(query: Query, fld: _Field, field_name: str) -> list[tuple[int, int]]:
+    spans = []
+    for term in query.terms():
+        if isinstance(term, Term) and term.field in (None, field_name):
+            spans.extend((fld.spans[s][0], fld.spans[e][1]) for s, e in _term_occurrences(term, fld))
+    return _merge(spans)
+
+
+def find_spans(query: str | Query, text: str, field: str = "text") -> list[tuple[int, int]]:
+    """Character spans in ``text`` of the query's positive terms (for highlighting).
+
+    ``field`` says which field ``text`` is (``"title"`` also highlights ``title:``
+    terms). Overlapping spans are merged; the result is sorted.
+    """
+    fld = _Field(tokenize(text or "", with_spans=True))
+    return _field_spans(_as_query(query), fld, field)
+
+
+# --- many queries at once ---------------------------------------------------------------
+
+
+def _key_score(key: str) -> float:
+    """A guess at how rare a key is (higher: rarer) to choose which clauses to index."""
+    if ":" in key:
+        return -50.0 if key.startswith("lang:") else 6.0
+    if " " in key:
+        return 10.0 + len(key)
+    if key.endswith("*"):
+        return len(key) - 2.5
+    return float(len(key))
+
+
+def _clause_score(clause: frozenset[str]) -> float:
+    return min(map(_key_score, clause)) - 0.5 * (len(clause) - 1)
+
+
+def _alternative_keys(alt: tuple[str, ...], prefix: bool) -> list[str]:
+    if len(alt) == 1:
+        return [alt[0] + "*" if prefix else alt[0]]
+    pairs = len(alt) - (2 if prefix else 1)
+    keys = [alt[i] + " " + alt[i + 1] for i in range(pairs)]
+    if prefix:
+        keys.append(alt[-1] + "*")
+        if not pairs:
+            keys.append(alt[0])
+    return keys
+
+
+def required_clauses(node: Node) -> list[frozenset[str]] | None:
+    """Clauses (sets of keys) each of which must have a key in an article ``node`` matches.
+
+    None means the node can match without any positive term (a negation).
+    """
+    if isinstance(node, Meta):
+        return [frozenset([node.key])]
+    if isinstance(node, Term):
+        alts = node.alternatives
+        if len(alts) == 1:
+            return [frozenset([key]) for key in _alternative_keys(alts[0], node.prefix)]
+        return [frozenset(max(_alternative_keys(alt, node.prefix), key=_key_score) for alt in alts)]
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, Near):
+        return required_clauses(node.left) + required_clauses(node.right)
+    parts = [required_clauses(child) for child in node.children]
+    if isinstance(node, And):
+        clauses = [clause for part in parts if part for clause in part]
+        return clauses or None
+    if any(part is None for part in parts):  # Or
+        return None
+    return [frozenset().union(*(max(part, key=_clause_score) for part in parts))]
+
+
+def _is_simple(node: Node) -> bool:
+    if isinstance(node, Meta):
+        return True
+    return (
+        isinstance(node, Term)
+        and node.field is None
+        and len(node.chunks) == 1
+        and len(node.chunks[0]) == 1
+    )
+
+
+def _is_exact(node: Node) -> bool:
+    """True when the indexed clauses of ``node`` are exactly its meaning."""
+    if _is_simple(node):
+        return True
+    if isinstance(node, Or):
+        return all(_is_simple(child) for child in node.children)
+    if isinstance(node, And):
+        return len(node.children) <= MAX_INDEXED_CLAUSES and all(
+            _is_simple(child) or isinstance(child, Or) and all(map(_is_simple, child.children))
+            for child in node.children
+        )
+    return False
+
+
+def _simple_key(term: Term | Meta) -> str:
+    if isinstance(term, Meta):
+        return term.key
+    word = term.chunks[0][0]
+    return word + "*" if term.prefix else word
+
+
+@dataclass
+class _Compiled:
+    qid: int
+    name: str
+    query: Query
+    clauses: list[frozenset[str]]
+    exact: bool
+    term_keys: list[tuple[str, str]]  # (display, key) for exact queries
+
+
+class Matcher:
+    """Many named queries compiled together; ``match(article)`` returns the matches."""
+
+    def __init__(self, queries: Mapping[str, str | Query] | None = None):
+        self._by_name: dict[str, _Compiled] = {}
+        self._by_id: dict[int, _Compiled] = {}
+        self._post: dict[str, dict[int, set[int]]] = {}
+        self._prefix_lengths: Counter[int] = Counter()
+        self._bigram_keys = 0
+        self._next_id = 0
+        for name, query in (queries or {}).items():
+            self.add(name, query)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def query(self, name: str) -> Query:
+        return self._by_name[name].query
+
+    def add(self, name: str, query: str | Query) -> Query:
+        """Add (or replace) the query called ``name``; raise QueryError if it does not parse."""
+        query = _as_query(query)
+        if name in self._by_name:
+            self.remove(name)
+        clauses = list(dict.fromkeys(required_clauses(query.root) or ()))
+        if not clauses:  # parse_query refuses these; a hand-built tree might not
+            raise ValueError(f"query {name!r} has no term that must be present")
+        exact = _is_exact(query.root) and len(clauses) <= MAX_INDEXED_CLAUSES
+        chosen = sorted(clauses, key=_clause_score, reverse=True)[:MAX_INDEXED_CLAUSES]
+        term_keys = [(t.display, _simple_key(t)) for t in query.terms()] if exact else []
+        comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys)
+        self._next_id += 1
+        self._by_name[name] = comp
+        self._by_id[comp.qid] = comp
+        for slot, clause in zip(_SLOTS[len(chosen)], chosen):
+            for key in clause:
+                self._post.setdefault(key, {}).setdefault(slot, set()).add(comp.qid)
+                self._count_key(key, +1)
+        return query
+
+    def remove(self, name: str) -> None:
+        """Forget the query called ``name`` (KeyError if unknown)."""
+        comp = self._by_name.pop(name)
+        del self._by_id[comp.qid]
+        for slot, clause in zip(_SLOTS[len(comp.clauses)], comp.clauses):
+            for key in clause:
+                slots = self._post[key]
+                slots[slot].discard(comp.qid)
+                if not slots[slot]:
+                    del slots[slot]
+                    if not slots:
+                        del self._post[key]
+                self._count_key(key, -1)
+
+    def _count_key(self, key: str, delta: int):
+        if ":" in key:
+            return
+        if " " in key:
+            self._bigram_keys += delta
+        elif key.endswith("*"):
+            self._prefix_lengths[len(key) - 1] += delta
+            if self._prefix_lengths[len(key) - 1] <= 0:
+                del self._prefix_lengths[len(key) - 1]
+
+    def _present_keys(self, art: ArticleIndex) -> set[str]:
+        keys = art.title.words | art.text.words
+        if self._bigram_keys:
+            keys |= art.title.bigrams()
+            keys |= art.text.bigrams()
+        if self._prefix_lengths:
+            lengths = sorted(self._prefix_lengths)
+            keys.update({w[:n] + "*" for w in art.title.words | art.text.words for n in lengths if len(w) >= n})
+        keys |= art.meta
+        return keys
+
+    def candidates(self, art: ArticleIndex, present: set[str] | None = None) -> set[int]:
+        """Ids of the queries whose indexed clauses all have a key in the article."""
+        if present is None:
+            present = self._present_keys(art)
+        acc: dict[int, set[int]] = {}
+        post = self._post
+        for key in present & post.keys():
+            for slot, qids in post[key].items():
+                got = acc.get(slot)
+                if got is None:
+                    acc[slot] = set(qids)
+                else:
+                    got |= qids
+        empty: set[int] = set()
+        found = set(acc.get(0, empty))
+        if 1 in acc and 2 in acc:
+            found |= acc[1] & acc[2]
+        if 3 in acc and 4 in acc and 5 in acc:
+            found |= acc[3] & acc[4] & acc[5]
+        return found
+
+    def match(self, article: Mapping) -> dict[str, list[str]]:
+        """``{query name: [matched terms]}`` for the queries the article matches, by name."""
+        art = ArticleIndex(article)
+        present = self._present_keys(art)
+        results = {}
+        for qid in self.candidates(art, present):
+            comp = self._by_id[qid]
+            if comp.exact:
+                results[comp.name] = list(dict.fromkeys(d for d, key in comp.term_keys if key in present))
+            elif evaluate(comp.query.root, art):
+                results[comp.name] = matched_terms(comp.query, art)
+        return dict(sorted(results.items()))
+
+    def explain(self, name: str, article: Mapping) -> dict | None:
+        """For query ``name``: None if the article does not match, else its matched
+        ``terms`` and the character ``spans`` to highlight in ``title`` and ``text``."""
+        query = self._by_name[name].query
+        art = ArticleIndex(article, with_spans=True)
+        if not evaluate(query.root, art):
+            return None
+        return {
+            "terms": matched_terms(query, art),
+            "title": _field_spans(query, art.title, "title"),
+            "text": _field_spans(query, art.text, "text"),
+        }

@@ -1,0 +1,169 @@
+"""Text folding and word tokenisation shared by the query parser and the matcher.
+
+Both sides of a match go through the same functions, so a query word and an article
+word compare equal exactly when their *folded* forms do:
+
+* ``fold_token`` — NFKD, combining marks stripped, case-folded, a few letters that
+  have no decomposition mapped by hand (``ø``→``o``, ``ł``→``l``, ``æ``→``ae``…):
+  ``Corée`` → ``coree``, ``STRASSE``/``Straße`` → ``strasse``.
+* ``split_words`` — words are runs of Unicode letters, digits and combining marks;
+  every CJK ideograph / kana is a word of its own. The separator before each word is
+  kept so that hyphens, apostrophes and soft hyphens between two words can be told
+  apart from spaces: ``Jong-un`` is the words ``jong`` ``un`` *and* the compound
+  ``jongun`` (see ``tokenize``).
+
+Everything here is linear in the length of the text: a fixed regular expression with
+no nested quantifiers, then one pass over the words.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import regex
+
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_WORD_RE = regex.compile(r"([\p{L}\p{N}\p{M}]+)")
+_WORD_CJK_RE = regex.compile(r"([%s]|[[\p{L}\p{N}\p{M}]--[%s]]+)" % (_CJK, _CJK), regex.V1)
+# Fast path: the standard library's ``re`` splits twice as fast, but its \w knows no
+# combining marks and no CJK rule; use it only when the text holds neither.
+_FAST_WORD_RE = re.compile(r"([^\W_]+)")
+
+
+def _marks_and_cjk_class() -> str:
+    ranges = []
+    start = prev = None
+    category = unicodedata.category
+    for cp in range(0x300, 0x10000):
+        if category(chr(cp))[0] == "M":
+            if start is None:
+                start = cp
+            elif cp != prev + 1:
+                ranges.append((start, prev))
+                start = cp
+            prev = cp
+    ranges.append((start, prev))
+    ranges += [(0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F)]
+    return "[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]"
+
+
+_NEEDS_FULL_RE = re.compile(_marks_and_cjk_class())
+
+#: Characters that join two words into a compound: hyphens, apostrophes, soft hyphen
+#: and zero-width joiners. ``Kim Jong-un`` gives ``jong``, ``un`` and ``jongun``.
+JOINERS = frozenset(
+    "-\u2010\u2011\u00ad"  # hyphen-minus, hyphen, non-breaking hyphen, soft hyphen
+    "'\u2019\u02bc\u2032"  # apostrophe, right single quote, modifier apostrophe, prime
+    "\u200b\u200c\u200d\u2060"  # zero-width space / non-joiner / joiner, word joiner
+)
+
+# Letters that NFKD does not decompose but that readers treat as accented letters.
+_EXTRA = str.maketrans(
+    {
+        "ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ı": "i", "ŧ": "t",
+        "æ": "ae", "œ": "oe", "þ": "th", "ŀ": "l", "ĸ": "k",
+    }
+)
+
+
+@functools.lru_cache(maxsize=200_000)
+def fold_token(word: str) -> str:
+    """Fold one word: NFKD, strip combining marks, casefold, strip what is not alnum."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFKD", word)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = stripped.casefold().translate(_EXTRA)
+    if not folded.isalnum():
+        # NFKD can produce punctuation (e.g. "㈱" -> "(株)"), or marks that are not
+        # "combining" in the canonical sense (spacing marks of Indic scripts): keep
+        # letters, digits and marks only.
+        folded = "".join(ch for ch in folded if ch.isalnum() or unicodedata.category(ch)[0] == "M")
+    return folded
+
+
+def fold_text(text: str) -> str:
+    """Fold a whole string word by word, words separated by single spaces."""
+    return " ".join(token for token in tokenize(text).tokens)
+
+
+def split_words(text: str) -> list[str]:
+    """Return ``[sep0, word1, sep1, word2, ..., sepN]`` (separators may be empty)."""
+    if not _NEEDS_FULL_RE.search(text):
+        return _FAST_WORD_RE.split(text)
+    if regex.search(r"[%s]" % _CJK, text):
+        return _WORD_CJK_RE.split(text)
+    return _WORD_RE.split(text)
+
+
+def _is_joiner(sep: str, before: str, after: str) -> bool:
+    if len(sep) != 1:
+        return False
+    if sep in JOINERS:
+        return True
+    # Acronyms written with full stops: "U.S." -> "us", "U.N." -> "un".
+    return sep == "." and len(before) == 1 and len(after) == 1 and before.isalpha() and after.isalpha()
+
+
+@dataclass
+class Tokens:
+    """The folded words of one text and the compounds formed by joined words.
+
+    ``tokens[i]`` is the i-th word. ``compounds`` lists ``(start, end, joined)``: the
+    words ``start..end`` (inclusive) were written joined by hyphens/apostrophes and
+    ``joined`` is their concatenation. ``spans`` (only with ``with_spans=True``) gives
+    each word's ``(start, end)`` character offsets in the original text.
+    """
+
+    tokens: list[str]
+    compounds: list[tuple[int, int, str]] = field(default_factory=list)
+    runs: list[tuple[int, int]] = field(default_factory=list)
+    spans: list[tuple[int, int]] | None = None
+
+
+def tokenize(text: str, with_spans: bool = False) -> Tokens:
+    """Split ``text`` into folded words and compounds (see :class:`Tokens`)."""
+    parts = split_words(text)
+    raw = parts[1::2]
+    tokens = list(map(fold_token, raw))
+    # Folding may empty a word made only of marks (a stray combining accent): keep its
+    # slot, with the raw form, so positions and spans stay aligned.
+    if "" in tokens:
+        tokens = [tok or raw[i] for i, tok in enumerate(tokens)]
+    result = Tokens(tokens)
+    seps = parts[2:-1:2]  # separators *between* words
+    if seps:
+        compounds, runs = _compounds(tokens, raw, seps)
+        result.compounds, result.runs = compounds, runs
+    if with_spans:
+        spans = []
+        offset = 0
+        for i, part in enumerate(parts):
+            if i % 2:
+                spans.append((offset, offset + len(part)))
+            offset += len(part)
+        result.spans = spans
+    return result
+
+
+def _compounds(tokens, raw, seps):
+    joined = [
+        i for i, sep in enumerate(seps)
+        if len(sep) == 1 and sep != " " and _is_joiner(sep, raw[i], raw[i + 1])
+    ]
+    compounds = []
+    runs = []
+    k = 0
+    while k < len(joined):
+        start = end = joined[k]
+        k += 1
+        while k < len(joined) and joined[k] == end + 1:
+            end = joined[k]
+            k += 1
+        # separators start..end join words start..end+1
+        runs.append((start, end + 1))
+        compounds.append((start, end + 1, "".join(tokens[start : end + 2])))
+    return compounds, runs
