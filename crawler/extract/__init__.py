@@ -1,33 +1,123 @@
 """HTML -> clean article.
 
-Stable entry point: :func:`extract_article`. (Placeholder; the extraction helper owns this package.)
+Stable entry point: :func:`extract_article` (module level, picklable, no side effects:
+the pipeline runs it in worker processes). Stages, one module each:
+
+- :mod:`.encoding`     bytes -> str (BOM, UTF-8, meta charset, HTTP hint)
+- :mod:`.body`         main-content paragraphs (trafilatura, completed for split bodies)
+- :mod:`.boilerplate`  generic furniture lines; :mod:`.templates` the per-site learned ones
+- :mod:`.normalize`    spaces, invisible characters, NFC, quotation marks
+- :mod:`.metadata`     title, site name, canonical URL, page language, authors
+- :mod:`.dates`        published / modified
+- :mod:`.source`       original publisher of reposts
+- :mod:`.pagetype`     home/section/tag/search/error pages -> NotAnArticle
 """
 
 from __future__ import annotations
 
-import trafilatura
+import logging
+from urllib.parse import urlsplit
+
+import py3langid
+from trafilatura.utils import load_html
 
 from crawler.exceptions import NotAnArticle
+from crawler.extract.body import extract_paragraphs
+from crawler.extract.boilerplate import remove_boilerplate
+from crawler.extract.dates import extract_dates
+from crawler.extract.encoding import decode_html
+from crawler.extract.metadata import (
+    extract_authors,
+    extract_canonical,
+    extract_page_language,
+    extract_site_name,
+    extract_title,
+    json_ld_objects,
+)
+from crawler.extract.normalize import normalize_quotes, normalize_text
+from crawler.extract.pagetype import check_article_page, check_article_text
+from crawler.extract.source import source_from_canonical, source_from_links
+from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
+
+logger = logging.getLogger(__name__)
 
 ARTICLE_FIELDS = ("url", "canonical_url", "title", "text", "published", "modified", "authors",
                   "language", "page_language", "site_name", "source_url")
 
+__all__ = ["ARTICLE_FIELDS", "SiteTemplate", "extract_article", "learn_from_page", "load_template",
+           "save_template"]
 
-def extract_article(html: bytes | str, url: str, *, template=None) -> dict:
-    """Return the article fields of a page, or raise NotAnArticle."""
-    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True)
-    if doc is None or not doc.text:
-        raise NotAnArticle(f"no article body found at {url}")
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of ``text`` (py3langid), or None for too little text."""
+    sample = text[:2000]
+    if len(sample) < 20:
+        return None
+    language, _score = py3langid.classify(sample)
+    return language
+
+
+def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | None = None,
+                    encoding: str | None = None) -> dict:
+    """The article fields of a page, or :class:`NotAnArticle`.
+
+    ``encoding`` is the charset of the HTTP response, used when the page itself does
+    not say (or says wrongly). ``template`` is the site's learned boilerplate.
+    """
+    text_html = decode_html(html, encoding)
+    if not text_html.strip():
+        raise NotAnArticle(f"empty page at {url}")
+    tree = load_html(text_html)
+    if tree is None:
+        raise NotAnArticle(f"not an HTML page at {url}")
+    host = (urlsplit(url).hostname or "").lower()
+
+    objects = json_ld_objects(tree)
+    site_name = extract_site_name(tree, objects)
+    title = extract_title(tree, objects, site_name, host)
+    check_article_page(tree, url, title, objects)
+
+    canonical = extract_canonical(tree, url)
+    source_url = source_from_canonical(canonical, url)
+    if source_url:
+        canonical = url  # the copy keeps its own identity; the original is source_url
+    link_source, link_block = source_from_links(tree, url)
+    source_url = source_url or link_source
+
+    paragraphs = extract_paragraphs(tree, url)
+    paragraphs, removed = remove_boilerplate(paragraphs)
+    if link_block:
+        block = normalize_text(link_block)
+        if block in paragraphs and paragraphs.index(block) >= len(paragraphs) - 3:
+            paragraphs.remove(block)
+            removed.append(block)
+    if template is not None and template.active:
+        kept = []
+        for paragraph in paragraphs:
+            (removed if template.is_boilerplate(paragraph) else kept).append(paragraph)
+        paragraphs = kept
+    if title and paragraphs and normalize_text(paragraphs[0]) == title:
+        removed.append(paragraphs.pop(0))  # the headline repeated as the first line
+
+    body = "\n\n".join(paragraphs)
+    language = detect_language(body)
+    paragraphs = [normalize_quotes(p, language) for p in paragraphs]
+    body = "\n\n".join(paragraphs)
+    check_article_text(tree, url, paragraphs, objects)
+
+    published, modified = extract_dates(tree, objects, url)
     return {
         "url": url,
-        "canonical_url": doc.url or url,
-        "title": doc.title,
-        "text": "\n\n".join(p for p in doc.text.split("\n") if p.strip()),
-        "published": doc.date,
-        "modified": None,
-        "authors": [a.strip() for a in (doc.author or "").split(";") if a.strip()],
-        "language": doc.language,
-        "page_language": None,
-        "site_name": doc.sitename,
-        "source_url": None,
+        "canonical_url": canonical or url,
+        "title": normalize_quotes(title, language) if title else title,
+        "text": body,
+        "published": published,
+        "modified": modified,
+        "authors": extract_authors(tree, objects, site_name, host),
+        "language": language,
+        "page_language": extract_page_language(tree),
+        "site_name": site_name,
+        "source_url": source_url,
+        "paragraphs": paragraphs,
+        "boilerplate_removed": removed,
     }

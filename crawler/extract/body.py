@@ -1,0 +1,158 @@
+"""The article body: trafilatura's main extractor, completed and cleaned.
+
+1. trafilatura (fast mode, precision focus, comments off) finds the main content; a
+   short result is retried with its readability/jusText fallbacks.
+2. Split articles (one body cut into several sibling containers by ad slots, as
+   Condé Nast or many CMS themes do) lose everything after the first container;
+   :func:`_complete_split_body` adds the paragraphs of the sibling containers that look
+   like the first one.
+3. The result becomes a list of paragraphs, normalised (see :mod:`normalize`).
+Boilerplate lines are dropped afterwards by :mod:`crawler.extract.boilerplate`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trafilatura
+
+from crawler.extract.normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+RETRY_BELOW_CHARS = 500       # a shorter fast extraction is retried with the fallbacks
+MIN_SPLIT_GAIN_CHARS = 400     # a split-body completion must add at least this much text
+_SKIP_CONTAINER = ("comment", "related", "sidebar", "footer", "newsletter", "promo", "recirc",
+                   "share", "social", "teaser", "most-popular", "trending", "author-bio", "caption")
+
+
+def _block_texts(element) -> list[str]:
+    """Paragraph texts of one element of trafilatura's output body."""
+    tag = element.tag
+    if tag == "list":
+        texts = []
+        for item in element.iter("item"):
+            texts.append(normalize_text(" ".join(item.itertext())))
+        return [t for t in texts if t]
+    if tag == "table":
+        rows = []
+        for row in element.iter("row"):
+            cells = [normalize_text(" ".join(cell.itertext())) for cell in row.iter("cell")]
+            cells = [c for c in cells if c]
+            if cells:
+                rows.append(" | ".join(cells))
+        return rows
+    if tag == "graphic":
+        return []
+    text = normalize_text(" ".join(element.itertext()))
+    return [text] if text else []
+
+
+def _body_paragraphs(document) -> list[str]:
+    if document is None or document.body is None:
+        return []
+    paragraphs: list[str] = []
+    loose = normalize_text(document.body.text or "")
+    if loose:
+        paragraphs.append(loose)
+    for child in document.body:
+        paragraphs.extend(_block_texts(child))
+        loose = normalize_text(child.tail or "")  # text between blocks is a paragraph of its own
+        if loose:
+            paragraphs.append(loose)
+    return paragraphs
+
+
+def trafilatura_paragraphs(tree, url: str) -> list[str]:
+    """Main-content paragraphs as trafilatura sees them (fast, then with fallbacks if short)."""
+    options = dict(url=url, favor_precision=True, include_comments=False, include_tables=True,
+                   with_metadata=False)
+    document = trafilatura.bare_extraction(tree, fast=True, **options)
+    paragraphs = _body_paragraphs(document)
+    if sum(len(p) for p in paragraphs) < RETRY_BELOW_CHARS:
+        retried = _body_paragraphs(trafilatura.bare_extraction(tree, fast=False, **options))
+        if sum(len(p) for p in retried) > sum(len(p) for p in paragraphs):
+            paragraphs = retried
+    return paragraphs
+
+
+def _class_key(element) -> tuple[str, str]:
+    return element.tag, " ".join(sorted((element.get("class") or "").split()))
+
+
+def _skippable(element) -> bool:
+    for el in element.iterancestors():
+        if el.tag in ("aside", "footer", "nav", "header", "form"):
+            return True
+        marker = ((el.get("class") or "") + " " + (el.get("id") or "")).lower()
+        if any(word in marker for word in _SKIP_CONTAINER):
+            return True
+    return False
+
+
+def _link_density(element) -> float:
+    text = len(normalize_text(element.text_content()))
+    links = sum(len(normalize_text(a.text_content())) for a in element.iter("a"))
+    return links / text if text else 1.0
+
+
+def complete_split_body(tree, paragraphs: list[str]) -> list[str]:
+    """Add the paragraphs of sibling containers when the body was split into several."""
+    if not paragraphs:
+        return paragraphs
+    wanted = set(paragraphs)
+    p_elements = [p for p in tree.iter("p")]
+    matched = []
+    for p in p_elements:
+        text = normalize_text(p.text_content())
+        if text and text in wanted:
+            matched.append(p)
+    if len(matched) < 2:
+        return paragraphs
+    parents = {}
+    for p in matched:
+        parent = p.getparent()
+        if parent is not None:
+            parents[parent] = parents.get(parent, 0) + 1
+    container = max(parents, key=parents.get)
+    key = _class_key(container)
+    if not key[1]:
+        return paragraphs  # an unclassed <div> is too common to mean "same container"
+    # Look for look-alike containers under the same ancestor, up to three levels up.
+    scope = container
+    for _ in range(3):
+        if scope.getparent() is None:
+            break
+        scope = scope.getparent()
+    matched_set = set(matched)
+    additions: list[tuple[int, str]] = []
+    for candidate in scope.iter(container.tag):
+        if candidate is container or _class_key(candidate) != key:
+            continue
+        if any(p in matched_set for p in candidate.iter("p")) or _skippable(candidate):
+            continue
+        if _link_density(candidate) > 0.3:
+            continue
+        for p in candidate.iter("p"):
+            text = normalize_text(p.text_content())
+            if text and text not in wanted and _link_density(p) < 0.5:
+                additions.append((p, text))
+                wanted.add(text)
+    if sum(len(t) for _, t in additions) < MIN_SPLIT_GAIN_CHARS:
+        return paragraphs
+    # Merge by document order: unmatched output paragraphs follow their predecessor.
+    order = {el: index for index, el in enumerate(tree.iter("p"))}
+    additions = [(order[p], text) for p, text in additions]
+    positions, last = [], -1
+    text_position = {normalize_text(p.text_content()): order[p] for p in matched}
+    for text in paragraphs:
+        last = text_position.get(text, last)
+        positions.append((last, 0, text))
+    merged = sorted(positions + [(index, 1, text) for index, text in additions], key=lambda x: (x[0], x[1]))
+    logger.debug("split body completed with %d paragraphs", len(additions))
+    return [text for _, _, text in merged]
+
+
+def extract_paragraphs(tree, url: str) -> list[str]:
+    paragraphs = trafilatura_paragraphs(tree, url)
+    return complete_split_body(tree, paragraphs)

@@ -1,0 +1,281 @@
+"""Article metadata from the page tree: title, site name, canonical URL, page language, authors.
+
+Dates live in :mod:`crawler.extract.dates`, the original-source link in
+:mod:`crawler.extract.source`. Every function takes the parsed lxml tree (read only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from urllib.parse import urljoin, urlsplit
+
+from crawler.extract.normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+ARTICLE_TYPES = frozenset({"article", "newsarticle", "blogposting", "reportagenewsarticle",
+                           "analysisnewsarticle", "opinionnewsarticle", "reviewnewsarticle",
+                           "backgroundnewsarticle", "scholarlyarticle", "techarticle", "report",
+                           "liveblogposting", "socialmediaposting", "posting", "satiricalarticle",
+                           "askpublicnewsarticle", "advertisercontentarticle"})
+
+
+_META_CACHE: list = [None, {}]  # (tree, {name: [contents]}) of the page being extracted
+
+
+def meta_values(tree) -> dict[str, list[str]]:
+    """Every <meta name|property|itemprop> of the page, in document order (built once per tree)."""
+    if _META_CACHE[0] is tree:
+        return _META_CACHE[1]
+    values: dict[str, list[str]] = {}
+    for el in tree.iter("meta"):
+        content = el.get("content")
+        if not content:
+            continue
+        for attr in ("property", "name", "itemprop"):
+            name = el.get(attr)
+            if name:
+                values.setdefault(name, []).append(content)
+    _META_CACHE[0], _META_CACHE[1] = tree, values
+    return values
+
+
+def meta_content(tree, *names: str) -> str | None:
+    """The first non-empty <meta name|property|itemprop=...> content among ``names``."""
+    values = meta_values(tree)
+    for name in names:
+        for content in values.get(name, ()):
+            value = normalize_text(content)
+            if value:
+                return value
+    return None
+
+
+def json_ld_objects(tree) -> list[dict]:
+    """Every JSON-LD object of the page, flattened (@graph and nested lists)."""
+    objects: list[dict] = []
+
+    def walk(node, depth=0):
+        if depth > 6:
+            return
+        if isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+        elif isinstance(node, dict):
+            objects.append(node)
+            for key in ("@graph", "mainEntity", "mainEntityOfPage"):
+                if isinstance(node.get(key), (list, dict)):
+                    walk(node[key], depth + 1)
+
+    for script in tree.xpath('//script[@type="application/ld+json"]'):
+        raw = (script.text or "").strip()
+        if not raw:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            try:  # a trailing comma or a stray control character is common
+                data = json.loads(re.sub(r",\s*([}\]])", r"\1", raw).replace("\n", " "), strict=False)
+            except ValueError:
+                logger.debug("unparsable JSON-LD block skipped")
+                continue
+        walk(data)
+    return objects
+
+
+def ld_types(obj: dict) -> set[str]:
+    kind = obj.get("@type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return {k.lower() for k in kinds if isinstance(k, str)}
+
+
+def ld_articles(objects: list[dict]) -> list[dict]:
+    return [o for o in objects if ld_types(o) & ARTICLE_TYPES]
+
+
+def _ld_name(value) -> str | None:
+    if isinstance(value, str):
+        return normalize_text(value) or None
+    if isinstance(value, dict):
+        return _ld_name(value.get("name"))
+    if isinstance(value, list) and value:
+        return _ld_name(value[0])
+    return None
+
+
+# -- site name, title --------------------------------------------------------------------
+
+def extract_site_name(tree, objects: list[dict]) -> str | None:
+    name = meta_content(tree, "og:site_name", "application-name", "twitter:app:name:iphone")
+    if name:
+        return name
+    for obj in ld_articles(objects):
+        name = _ld_name(obj.get("publisher"))
+        if name:
+            return name
+    for obj in objects:
+        if ld_types(obj) & {"newsmediaorganization", "organization", "website"}:
+            name = _ld_name(obj.get("name"))
+            if name:
+                return name
+    return None
+
+
+_TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ", " » ", " « ", " / ", " ~ ")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\W+", "", text).lower()
+
+
+def strip_site_suffix(title: str, site_name: str | None, host: str) -> str:
+    """Drop a trailing (or leading) " - Site Name" from a title."""
+    host_key = _squash(host.removeprefix("www.").split(".")[0]) if host else ""
+    site_key = _squash(site_name) if site_name else ""
+    for sep in _TITLE_SEPARATORS:
+        if sep not in title:
+            continue
+        head, _, tail = title.rpartition(sep)
+        tail_key = _squash(tail)
+        if tail_key and head.strip() and (tail_key in (site_key, host_key)
+                                          or (site_key and (tail_key in site_key or site_key in tail_key))
+                                          or (host_key and len(tail_key) > 3 and tail_key in host_key)):
+            return head.strip()
+        head, _, tail = title.partition(sep)
+        head_key = _squash(head)
+        if head_key and tail.strip() and head_key in (site_key, host_key):
+            return tail.strip()
+    return title
+
+
+def extract_title(tree, objects: list[dict], site_name: str | None, host: str) -> str | None:
+    h1s = [normalize_text(h.text_content()) for h in tree.xpath("//h1")]
+    h1s = [h for h in h1s if h]
+    candidates = [meta_content(tree, "og:title", "twitter:title")]
+    candidates += [_ld_name(o.get("headline")) for o in ld_articles(objects)]
+    title_el = tree.find(".//title")
+    page_title = normalize_text(title_el.text_content()) if title_el is not None else None
+    # A <title> that is the h1 plus a suffix: the h1 is the headline.
+    if page_title:
+        for h1 in h1s:
+            if len(h1) > 10 and page_title.startswith(h1):
+                candidates.append(h1)
+    candidates += [page_title] + h1s[:1]
+    for candidate in candidates:
+        if candidate:
+            return strip_site_suffix(candidate, site_name, host)
+    return None
+
+
+# -- URLs, language ----------------------------------------------------------------------
+
+def extract_canonical(tree, url: str) -> str | None:
+    for href in tree.xpath('//link[@rel="canonical"]/@href'):
+        href = href.strip()
+        if href and not href.startswith(("javascript:", "#")):
+            return urljoin(url, href)
+    og_url = meta_content(tree, "og:url")
+    return urljoin(url, og_url) if og_url else None
+
+
+def registered_domain(url: str) -> str:
+    """A cheap registrable domain: the last two labels (three under a 2-letter ccSLD)."""
+    host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
+    labels = host.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net", "ac",
+                                                                     "gov", "edu", "ne", "or"}:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def extract_page_language(tree) -> str | None:
+    candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
+    candidates.append(meta_content(tree, "og:locale"))
+    for el in tree.xpath('//meta[translate(@http-equiv, "CONTENT-LANGUAGE", "content-language")'
+                         '="content-language"]'):
+        candidates.append(el.get("content"))
+    candidates.append(meta_content(tree, "language", "dc.language", "DC.language"))
+    for value in candidates:
+        if value:
+            code = re.split(r"[-_,;\s]", value.strip().lower())[0]
+            if re.fullmatch(r"[a-z]{2,3}", code):
+                return code
+    return None
+
+
+# -- authors -----------------------------------------------------------------------------
+
+_BYLINE_PREFIX = re.compile(r"^(?:(?:written|posted|reported|published|photos?)\s+)?(?:by|par|von|por|de|di|door|av|автор[ы]?:?)\s+", re.I)
+_SPLIT_AUTHORS = re.compile(r"\s*(?:,|;|&|\||\band\b|\bund\b|\bet\b|\by\b|\be\b|\bи\b)\s*", re.I)
+_NOT_A_PERSON = re.compile(
+    r"\b(?:staff|editor[s]?|editorial|team|desk|newsroom|admin(?:istrator)?|redac?ci[oó]n|r[ée]daction|"
+    r"redaktion|reporters?|correspondents?|contributors?|writers?|agenc[yi]a?|agence|press|news|wire|"
+    r"media|online|service|bureau|group|office|web|digital|magazine|journal|times|post|daily|"
+    r"associated|reuters|afp|dpa|efe|tass|ria|ap|upi|bloomberg|sponsored|partner|guest|"
+    r"редакция|корреспондент|updated|published|posted|min(?:ute)?s?|read|follow|twitter|facebook)\b",
+    re.I)
+_PARTICLES = {"de", "da", "do", "dos", "das", "del", "della", "der", "den", "van", "von", "zu", "bin",
+              "ibn", "al", "el", "la", "le", "du", "di", "y", "e", "ten", "ter", "st.", "mc", "mac"}
+
+
+def clean_person_name(raw: str, site_keys: set[str]) -> str | None:
+    """A person's name from a byline fragment, or None when it is not one."""
+    name = normalize_text(raw)
+    name = _BYLINE_PREFIX.sub("", name).strip(" .,:;-–—|")
+    if not name or "@" in name or "http" in name or "/" in name or any(c.isdigit() for c in name):
+        return None
+    if _squash(name) in site_keys or _NOT_A_PERSON.search(name):
+        return None
+    words = name.split()
+    if not 2 <= len(words) <= 5 or len(name) > 60:
+        return None
+    for word in words:
+        if word.lower() in _PARTICLES:
+            continue
+        first = word[0]
+        if not (first.isupper() or (word[:2].lower() in {"o'", "d'"} and len(word) > 2)):
+            return None
+    return name
+
+
+def _split_names(raw: str) -> list[str]:
+    raw = _BYLINE_PREFIX.sub("", normalize_text(raw))
+    return [part for part in _SPLIT_AUTHORS.split(raw) if part]
+
+
+def extract_authors(tree, objects: list[dict], site_name: str | None, host: str) -> list[str]:
+    site_keys = {k for k in (_squash(site_name or ""), _squash(host.removeprefix("www.")),
+                             _squash(host.removeprefix("www.").split(".")[0])) if k}
+    raw: list[str] = []
+    for obj in ld_articles(objects):
+        authors = obj.get("author") or obj.get("creator")
+        for author in authors if isinstance(authors, list) else [authors]:
+            if isinstance(author, dict):
+                if ld_types(author) & {"organization", "newsmediaorganization"}:
+                    continue
+                if isinstance(author.get("name"), str):
+                    raw.append(author["name"])
+            elif isinstance(author, str):
+                raw.append(author)
+    if not raw:
+        metas = meta_values(tree)
+        for name in ("author", "article:author", "dc.creator", "DC.creator", "sailthru.author",
+                     "parsely-author", "byl"):
+            raw.extend(metas.get(name, ()))
+    if not raw:
+        byline_xpath = ('//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or '
+                        'contains(@class, "author-name") or contains(@class, "entry-author") or '
+                        'contains(@class, "article-author")][not(ancestor::footer)]')
+        for el in tree.xpath(byline_xpath)[:6]:
+            text = el.text_content()
+            if len(text) < 120:
+                raw.append(text)
+    authors: list[str] = []
+    for chunk in raw:
+        for part in _split_names(chunk):
+            name = clean_person_name(part, site_keys)
+            if name and name.lower() not in {a.lower() for a in authors}:
+                authors.append(name)
+    return authors

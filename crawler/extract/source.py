@@ -1,0 +1,72 @@
+"""``source_url``: where a repost or syndicated copy was first published.
+
+Signals, strongest first: a rel=canonical (or og:url) on another domain; a link closing
+the body whose text or label says where it comes from ("Source link", "Source:",
+"Quelle:", "Fuente:", "Fonte:", "Источник:", "Originally published at/on", "Read the
+original"). Links in navigation, headers, footers and sidebars are ignored. Original
+articles get None.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from crawler.extract.metadata import registered_domain
+from crawler.extract.normalize import normalize_text
+
+_LINK_TEXT = re.compile(
+    r"^(source( link)?|lien source|lien d'origine|quelle|fuente|fonte|fonti|источник|original( article| story| post)?|"
+    r"read (the )?(original|full) (article|story)( here)?|view (the )?original( article)?|originalartikel|"
+    r"article original|artículo original|read more at .{1,40})\s*[:.»>]?$", re.I)
+_LABEL = re.compile(
+    r"^(source|sources|quelle|fuente|fonte|источник|via|originally published (at|on|in|by)|"
+    r"this (article|story) (was |first |originally )*(appeared|published) (on|in|at)|"
+    r"publi[ée] (initialement|à l'origine) (sur|par|dans)|zuerst erschienen (bei|auf|in)|"
+    r"publicado originalmente (en|por))\s*:?", re.I)
+_IGNORED_TAGS = frozenset({"nav", "header", "footer", "aside"})
+_IGNORED_CLASSES = ("sidebar", "menu", "widget", "comment", "related")
+
+
+def _ignored(element) -> bool:
+    for el in element.iterancestors():
+        if el.tag in _IGNORED_TAGS:
+            return True
+        marker = (el.get("class") or "").lower()
+        if marker and any(word in marker for word in _IGNORED_CLASSES):
+            return True
+    return False
+
+
+def source_from_canonical(canonical: str | None, url: str) -> str | None:
+    if canonical and canonical.startswith("http") and url and registered_domain(canonical) != registered_domain(url):
+        return canonical
+    return None
+
+
+def source_from_links(tree, url: str) -> tuple[str | None, str | None]:
+    """(source URL, the text of the block that carried it) from a closing source link."""
+    own = registered_domain(url)
+    found = (None, None)
+    for link in tree.iter("a"):
+        href = (link.get("href") or "").strip()
+        if not href or href.startswith(("#", "javascript:", "mailto:")):
+            continue
+        link_text = normalize_text(link.text_content())
+        block = link.getparent()
+        while block is not None and block.tag in ("strong", "em", "b", "i", "span", "small", "a"):
+            block = block.getparent()
+        if len(link_text) > 60:
+            continue  # a sentence-long link is body text, not a source credit
+        if block is None or len(block) > 12:  # a big container is not a one-line source credit
+            block_text = link_text
+        else:
+            block_text = normalize_text(block.text_content())
+        if not (_LINK_TEXT.match(link_text) or (len(block_text) < 200 and _LABEL.match(block_text))):
+            continue
+        target = urljoin(url, href)
+        if not target.startswith("http") or registered_domain(target) == own:
+            continue
+        if not _ignored(link):
+            found = (target, block_text)  # the last one wins: it closes the body
+    return found

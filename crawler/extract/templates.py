@@ -1,0 +1,170 @@
+"""Site templates: boilerplate lines a site repeats on most of its pages, learned from them.
+
+A :class:`SiteTemplate` counts, for one site, on how many of its pages each short
+paragraph (by fingerprint) appeared. Once the template has seen ``MIN_PAGES`` pages, a
+paragraph seen on at least ``MIN_SHARE`` of them (and on ``MIN_PAGES`` at least) is
+boilerplate, and :func:`crawler.extract.extract_article` drops it, even when the generic
+extractor kept it. A sentence of article text that repeats on one or two other pages is
+never enough.
+
+The pipeline, per page of site ``host``::
+
+    template = load_template(conn, host)            # once per site and crawl, or cached
+    article = extract_article(html, url, template=template)   # in a worker process
+    learn_from_page(template, article)              # in the main process
+    save_template(conn, host, template)             # adds this run's counts (concurrency safe)
+
+Counts are saved as increments (``pages = pages + n``), so two crawlers of one site
+sharing the database do not lose each other's counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import xxhash
+from sqlalchemy import delete, select, update
+
+from crawler.store import schema
+
+logger = logging.getLogger(__name__)
+
+MIN_PAGES = 4            # pages a template must have seen before it removes anything
+MIN_SHARE = 0.5          # share of the site's pages a line must appear on
+MAX_LINE_CHARS = 400     # longer paragraphs are article text, not furniture: not learned
+MAX_ENTRIES = 5000       # in memory; one-off lines are forgotten beyond this
+PRUNE_EVERY = 50         # pages between deletions of one-off lines from the database
+
+_NON_WORD = re.compile(r"[\W_]+")
+_DIGITS = re.compile(r"\d+")
+
+
+def fingerprint(text: str) -> int | None:
+    """A signed 64-bit fingerprint of a line, blind to case, punctuation, digits and accents."""
+    key = unicodedata.normalize("NFKD", text.lower())
+    key = "".join(c for c in key if not unicodedata.combining(c))
+    key = _NON_WORD.sub(" ", _DIGITS.sub("0", key)).strip()
+    if not key:
+        return None
+    return xxhash.xxh64_intdigest(key.encode("utf-8")) - (1 << 63)
+
+
+@dataclass
+class SiteTemplate:
+    """Per-site line counts (picklable; no database handle inside)."""
+
+    pages: int = 0
+    counts: dict[int, int] = field(default_factory=dict)
+    samples: dict[int, str] = field(default_factory=dict)
+    # Increments since the last save (what save_template adds to the database).
+    new_pages: int = 0
+    new_counts: dict[int, int] = field(default_factory=dict)
+
+    def learn(self, blocks) -> None:
+        """Count one page's paragraphs (or text blocks)."""
+        seen: set[int] = set()
+        for block in blocks:
+            if not block or len(block) > MAX_LINE_CHARS:
+                continue
+            fp = fingerprint(block)
+            if fp is None or fp in seen:
+                continue
+            seen.add(fp)
+            self.counts[fp] = self.counts.get(fp, 0) + 1
+            self.new_counts[fp] = self.new_counts.get(fp, 0) + 1
+            self.samples.setdefault(fp, block[:200])
+        self.pages += 1
+        self.new_pages += 1
+        if len(self.counts) > MAX_ENTRIES:
+            self._forget_rare()
+
+    def _forget_rare(self) -> None:
+        for fp in [fp for fp, n in self.counts.items() if n <= 1 and fp not in self.new_counts]:
+            del self.counts[fp]
+            self.samples.pop(fp, None)
+
+    @property
+    def active(self) -> bool:
+        return self.pages >= MIN_PAGES
+
+    def is_boilerplate(self, text: str) -> bool:
+        """Whether this line is one the site repeats on most of its pages."""
+        if not self.active or len(text) > MAX_LINE_CHARS:
+            return False
+        fp = fingerprint(text)
+        if fp is None:
+            return False
+        count = self.counts.get(fp, 0)
+        return count >= MIN_PAGES and count >= MIN_SHARE * self.pages
+
+    def boilerplate(self) -> list[str]:
+        """Samples of the lines currently treated as boilerplate (for reports and debugging)."""
+        return [self.samples.get(fp, "") for fp, n in sorted(self.counts.items(), key=lambda x: -x[1])
+                if self.active and n >= MIN_PAGES and n >= MIN_SHARE * self.pages]
+
+    def mark_saved(self) -> None:
+        self.new_pages = 0
+        self.new_counts = {}
+
+
+def learn_from_page(template: SiteTemplate, article: dict) -> SiteTemplate:
+    """Teach ``template`` one extracted page (an ``extract_article`` result); returns it.
+
+    Both the paragraphs kept and the ones removed as boilerplate are counted, so a
+    learned line keeps its count while it is being removed.
+    """
+    blocks = list(article.get("paragraphs") or (article.get("text") or "").split("\n\n"))
+    blocks += article.get("boilerplate_removed") or []
+    template.learn(blocks)
+    return template
+
+
+def load_template(conn, site: str) -> SiteTemplate:
+    """The stored template of ``site`` (empty when the site is new)."""
+    pages_row = conn.execute(select(schema.site_pages.c.pages).where(schema.site_pages.c.site == site)).first()
+    template = SiteTemplate(pages=pages_row[0] if pages_row else 0)
+    t = schema.site_templates
+    for fp, pages, sample in conn.execute(select(t.c.fingerprint, t.c.pages, t.c.sample).where(t.c.site == site)):
+        template.counts[fp] = pages
+        if sample:
+            template.samples[fp] = sample
+    return template
+
+
+def _upsert_increment(conn, table, keys: dict, increment: int, extra: dict | None = None) -> None:
+    values = {**keys, "pages": increment, **(extra or {})}
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        stmt = insert(table).values(**values)
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={"pages": table.c.pages + stmt.excluded.pages})
+        conn.execute(stmt)
+        return
+    where = [table.c[k] == v for k, v in keys.items()]
+    updated = conn.execute(update(table).where(*where).values(pages=table.c.pages + increment)).rowcount
+    if not updated:
+        conn.execute(table.insert().values(**values))
+
+
+def save_template(conn, site: str, template: SiteTemplate) -> None:
+    """Add the template's counts since its last save to the stored ones."""
+    if not template.new_pages and not template.new_counts:
+        return
+    if template.new_pages:
+        _upsert_increment(conn, schema.site_pages, {"site": site}, template.new_pages)
+    for fp, n in template.new_counts.items():
+        _upsert_increment(conn, schema.site_templates, {"site": site, "fingerprint": fp}, n,
+                          {"sample": template.samples.get(fp, "")[:200]})
+    before, after = template.pages - template.new_pages, template.pages
+    if before // PRUNE_EVERY != after // PRUNE_EVERY:
+        t = schema.site_templates
+        conn.execute(delete(t).where(t.c.site == site, t.c.pages <= 1))
+        logger.debug("site template %s: one-off lines pruned", site)
+    template.mark_saved()
