@@ -45,6 +45,9 @@ sources = Table(
     Column("runs", Integer, nullable=False, default=0),
     Column("articles_total", Integer, nullable=False, default=0),
     Column("health", String(20), nullable=False, default="ok"),
+    Column("health_since", DateTime),  # when the current health state began (daemon)
+    Column("next_run_at", DateTime),  # the daemon's next scheduled run, for `newswatch status`
+    Column("poll_interval", Float),  # seconds between runs now (adaptive polling moves it)
     Column("created_at", DateTime, nullable=False),
 )
 
