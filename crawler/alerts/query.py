@@ -37,6 +37,7 @@ import itertools
 import logging
 import re
 import dataclasses
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -81,7 +82,7 @@ class Term(Node):
     def terms(self):
         return [self]
 
-    @property
+    @functools.cached_property
     def alternatives(self) -> list[tuple[str, ...]]:
         """Word sequences that count as this term: each chunk split or joined."""
         options = [[chunk] if len(chunk) == 1 else [chunk, ("".join(chunk),)] for chunk in self.chunks]
@@ -464,7 +465,7 @@ def _make_term(parser: _Parser, tok: _Tok) -> Term:
         end = runs.get(i, i)
         chunks.append(tuple(words.tokens[i : end + 1]))
         i = end + 1
-    if prefix and len(chunks[-1][-1]) < 2:
+    if prefix and len("".join(chunks[-1])) < 2:
         parser.error("a prefix needs at least two letters before '*'", star_at + len(raw))
     field_name = "title" if parser.scope == "title" else None
     display = tok.value if tok.kind == "WORD" else raw + ("*" if prefix else "")
