@@ -55,7 +55,8 @@ _PROMPT = re.compile(
     r"by submitting this form you agree|all rights reserved|tous droits r[ée]serv[ée]s|"
     r"alle rechte vorbehalten|todos los derechos reservados|все права защищены|"
     r"click here to (subscribe|sign up|read)|download (our|the) app|"
-    r"this article (was|has been) (originally )?(published|reproduced)|"
+    r"this article (was|has been) (originally )?(published|reproduced)|^syndicated (from|by) |"
+    r"^(this|the) (article|story|post) (originally|first) (appeared|ran) (on|in|at) |"
     r"have a (news )?tip\?|contact us at|log in to comment|to comment, please)", re.I)
 
 _CREDIT = re.compile(

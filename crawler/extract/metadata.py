@@ -120,6 +120,17 @@ def extract_site_name(tree, objects: list[dict]) -> str | None:
             name = _ld_name(obj.get("name"))
             if name:
                 return name
+    # "<h1> – Site Name" in <title>: the suffix is the site's name.
+    title_el = tree.find(".//title")
+    page_title = normalize_text(title_el.text_content()) if title_el is not None else ""
+    headline = meta_content(tree, "og:title") or normalize_text(tree.xpath("string(//h1)"))
+    if page_title and headline and len(headline) > 10 and page_title.startswith(headline):
+        rest = page_title[len(headline):].strip()
+        for sep in _TITLE_SEPARATORS:
+            if rest.startswith(sep.strip() + " "):
+                name = rest[len(sep.strip()):].strip()
+                if 0 < len(name) <= 60:
+                    return name
     return None
 
 
@@ -267,7 +278,8 @@ def extract_authors(tree, objects: list[dict], site_name: str | None, host: str)
     if not raw:
         byline_xpath = ('//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or '
                         'contains(@class, "author-name") or contains(@class, "entry-author") or '
-                        'contains(@class, "article-author")][not(ancestor::footer)]')
+                        'contains(@class, "article-author") or contains(@class, "autor") or '
+                        'contains(@class, "auteur")][not(ancestor::footer)]')
         for el in tree.xpath(byline_xpath)[:6]:
             text = el.text_content()
             if len(text) < 120:

@@ -1,0 +1,132 @@
+"""Site templates: learned from several pages of one site, applied to the next, stored in the DB."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from crawler.extract import SiteTemplate, extract_article, learn_from_page, load_template, save_template
+from crawler.extract.templates import MIN_PAGES, fingerprint
+from crawler.store import open_store
+
+SITE = Path(__file__).parent / "data" / "extract" / "site-template"
+HOST = "www.harbourtimes.example"
+SUPPORT = "The Harbour Times is independent and reader-funded."
+NEWSDESK = "Got a story? Message our newsdesk"
+REPEATED_ONCE = "The harbour authority has been under pressure to dredge the channel"
+
+
+def site_page(n: int) -> tuple[bytes, str]:
+    return (SITE / f"page-{n}.html").read_bytes(), f"https://{HOST}/news/2024/04/story-{n}/"
+
+
+def extract(n: int, template: SiteTemplate | None = None) -> dict:
+    html, url = site_page(n)
+    return extract_article(html, url, template=template)
+
+
+def learned(pages) -> SiteTemplate:
+    template = SiteTemplate()
+    for n in pages:
+        learn_from_page(template, extract(n, template))
+    return template
+
+
+def test_generic_extraction_keeps_the_sites_own_furniture():
+    # the precondition that makes templates necessary
+    text = extract(6)["text"]
+    assert SUPPORT in text and NEWSDESK in text
+
+
+def test_one_page_or_a_few_teach_nothing():
+    for pages in ([1], list(range(1, MIN_PAGES))):
+        text = extract(6, learned(pages))["text"]
+        assert SUPPORT in text and NEWSDESK in text
+
+
+def test_lines_on_most_pages_are_removed_from_the_next_page():
+    template = learned(range(1, 6))
+    article = extract(6, template)
+    assert SUPPORT not in article["text"] and NEWSDESK not in article["text"]
+    assert any(SUPPORT in line for line in article["boilerplate_removed"])
+    assert article["paragraphs"][0].startswith("Repairs to the Victorian pier")
+    assert len(article["paragraphs"]) == 4
+    assert sorted(template.boilerplate()) == sorted(
+        line for line in template.samples.values() if line.startswith((SUPPORT[:20], NEWSDESK[:20])))
+
+
+def test_article_text_that_repeats_once_is_kept():
+    template = learned(range(1, 6))  # pages 1 and 3 share one sentence
+    for n in (1, 3):
+        article = extract(n, template)
+        assert REPEATED_ONCE in article["text"]
+        assert SUPPORT not in article["text"]
+
+
+def test_template_is_picklable_for_worker_processes():
+    template = learned(range(1, 6))
+    copy = pickle.loads(pickle.dumps(template))
+    assert copy == template
+    assert NEWSDESK not in extract(6, copy)["text"]
+
+
+def test_fingerprint_ignores_case_digits_punctuation_and_accents():
+    assert fingerprint("- Advertisement -") == fingerprint("ADVERTISEMENT")
+    assert fingerprint("Call 0800 555 0199") == fingerprint("call 0900 123 4567!")
+    assert fingerprint("Édition du soir") == fingerprint("edition du soir")
+    assert fingerprint("Advertisement") != fingerprint("Advertisements here")
+    assert fingerprint("  --  ") is None
+
+
+def test_template_round_trips_through_the_database(db_url):
+    store = open_store(db_url)
+    template = SiteTemplate()
+    for n in range(1, 4):
+        learn_from_page(template, extract(n, template))
+    with store.begin() as conn:
+        save_template(conn, HOST, template)
+    with store.begin() as conn:
+        first = load_template(conn, HOST)
+    assert first.pages == 3 and first.counts == template.counts
+    # a restart: continue learning from the stored template, save the increments only
+    for n in (4, 5):
+        learn_from_page(first, extract(n, first))
+    with store.begin() as conn:
+        save_template(conn, HOST, first)
+        save_template(conn, HOST, first)  # nothing new: no double counting
+    with store.begin() as conn:
+        restored = load_template(conn, HOST)
+        other = load_template(conn, "other.example")
+    assert restored.pages == 5
+    assert restored.counts == first.counts
+    assert other.pages == 0 and not other.counts
+    article = extract(6, restored)
+    assert SUPPORT not in article["text"] and NEWSDESK not in article["text"]
+    assert len(article["paragraphs"]) == 4
+
+
+def test_two_crawlers_of_one_site_add_up_their_counts(db_url):
+    store = open_store(db_url)
+    a, b = SiteTemplate(), SiteTemplate()
+    for n in (1, 2):
+        learn_from_page(a, extract(n))
+    for n in (3, 4):
+        learn_from_page(b, extract(n))
+    with store.begin() as conn:
+        save_template(conn, HOST, a)
+        save_template(conn, HOST, b)
+    with store.begin() as conn:
+        merged = load_template(conn, HOST)
+    assert merged.pages == 4
+    assert merged.counts[fingerprint(SUPPORT + " Every contribution helps keep our local journalism free "
+                                     "for everyone in the bay.")] == 4
+    assert merged.active and NEWSDESK not in extract(6, merged)["text"]
+
+
+@pytest.mark.parametrize("line", ["", "x" * 1000])
+def test_empty_and_long_lines_are_not_learned(line):
+    template = SiteTemplate()
+    template.learn([line])
+    assert template.pages == 1 and not template.counts
