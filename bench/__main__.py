@@ -1,0 +1,179 @@
+"""End-to-end throughput benchmark (issue 7): ``python -m bench`` / ``make bench``.
+
+Starts the generated newsroom on 127.0.0.1 in its own process, then measures, each as
+the median of ``--repeat`` runs (interleaved, so that a burst of load elsewhere on the
+machine does not hit one contender only):
+
+1. the baseline: bare Scrapy + trafilatura, 2 processes (half of the feeds each);
+2. ``newswatch crawl`` of every feed into a fresh SQLite database, with ``--subscriptions``
+   subscriptions (JSONL target) active;
+3. the same into a private schema of PostgreSQL (skipped if the server does not answer);
+4. news-please on ``--sample`` of the same pages, 2 processes;
+
+then prints a table (pages/s, CPU %, peak RSS and PSS of all processes of the run) and
+the ratios 2/1 and 2/4 against their targets. ``--memory`` adds repeated crawls in one
+process (``bench.repeat_crawls``) to check that memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.harness import (
+    PostgresSchema,
+    Result,
+    ServedNewsroom,
+    generate_queries,
+    median,
+    postgres_available,
+    run_baseline,
+    run_newswatch,
+    run_peer,
+)
+
+logger = logging.getLogger("bench")
+
+TARGET_BASELINE = 0.85
+TARGET_PEER = 10.0
+MEMORY_LIMIT_MB = 600
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="newswatch end-to-end throughput benchmark")
+    parser.add_argument("--articles", type=int, default=5000, help="articles in the newsroom (default 5000)")
+    parser.add_argument("--templates", type=int, default=20, help="site templates (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the median is shown")
+    parser.add_argument("--subscriptions", type=int, default=1000, help="active subscriptions (default 1000)")
+    parser.add_argument("--sample", type=int, default=100, help="pages given to news-please (default 100)")
+    parser.add_argument("--only", default="baseline,sqlite,postgresql,peer",
+                        help="comma-separated contenders to run (baseline, sqlite, postgresql, peer)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also crawl the feeds in groups, repeatedly, in one process, and show its RSS")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, outputs)")
+    return parser
+
+
+def mb(value: float) -> str:
+    return f"{value / 2**20:,.0f}"
+
+
+def format_table(rows: list[tuple[str, list[Result]]]) -> str:
+    header = ("run", "pages", "stored", "wall s", "pages/s", "CPU %", "peak RSS MB", "peak PSS MB")
+    lines = []
+    for name, results in rows:
+        if not results:
+            continue
+        lines.append((
+            name,
+            f"{median([r.pages for r in results]):,.0f}",
+            f"{median([r.extra['articles'] for r in results]):,.0f}" if "articles" in results[0].extra else "-",
+            f"{median([r.measurement.wall for r in results]):.1f}",
+            f"{median([r.pages_per_s for r in results]):.1f}",
+            f"{median([r.measurement.cpu_percent for r in results]):.0f}",
+            mb(max(r.measurement.peak_rss for r in results)),
+            mb(max(r.measurement.peak_pss for r in results)),
+        ))
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
+    out = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+           for row in [header, *lines]]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def ratio_line(label: str, top: list[Result], bottom: list[Result], target: float) -> str:
+    if not top or not bottom:
+        return f"{label}: not measured"
+    a, b = median([r.pages_per_s for r in top]), median([r.pages_per_s for r in bottom])
+    value = a / b if b else float("inf")
+    verdict = "OK" if value >= target else "BELOW TARGET"
+    return f"{label}: {value:.2f} (target >= {target:g}) {verdict}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if "postgresql" in only and not postgres_available():
+        logger.warning("PostgreSQL is not answering: contender 3 skipped")
+        only.discard("postgresql")
+    workdir = Path(tempfile.mkdtemp(prefix="newswatch-bench-"))
+    results: dict[str, list[Result]] = {name: [] for name in ("baseline", "sqlite", "postgresql", "peer")}
+    logger.info("generating and serving %d articles in %d templates ...", args.articles, args.templates)
+    with ServedNewsroom(args.articles, args.templates) as served:
+        room = served.room
+        queries = generate_queries(room, args.subscriptions)
+        logger.info("newsroom at %s: %d feeds, %d articles; %d subscriptions; work dir %s", served.base_url,
+                    len(room.feeds), room.count, len(queries), workdir)
+        for run in range(1, args.repeat + 1):
+            if "baseline" in only:
+                result = run_baseline(served, workdir)
+                results["baseline"].append(result)
+                logger.info("run %d baseline: %d pages in %.1f s", run, result.pages, result.measurement.wall)
+            if "sqlite" in only:
+                db = workdir / f"sqlite-{run}.db"
+                result = run_newswatch(served, f"sqlite:///{db}", workdir, queries,
+                                       "2 newswatch crawl, SQLite")
+                results["sqlite"].append(result)
+                logger.info("run %d sqlite: %s in %.1f s", run, result.extra, result.measurement.wall)
+                if not args.keep:
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{db}{suffix}").unlink(missing_ok=True)
+            if "postgresql" in only:
+                with PostgresSchema() as pg:
+                    result = run_newswatch(served, pg.url, workdir, queries, "3 newswatch crawl, PostgreSQL")
+                results["postgresql"].append(result)
+                logger.info("run %d postgresql: %s in %.1f s", run, result.extra, result.measurement.wall)
+            if "peer" in only:
+                result = run_peer(room, args.sample, workdir)
+                results["peer"].append(result)
+                logger.info("run %d news-please: %d pages in %.1f s", run, result.pages, result.extra["seconds"])
+        memory_report = None
+        if args.memory:
+            from bench.repeat_crawls import run_repeated
+
+            memory_report = run_repeated(served, workdir)
+
+    load = os.getloadavg()
+    print()
+    print(f"newswatch throughput benchmark — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, load average {load[0]:.2f}/{load[1]:.2f}")
+    print(f"newsroom: {room.count:,} articles, {room.templates} site templates, {len(room.feeds)} feeds; "
+          f"{len(queries):,} subscriptions; median of {args.repeat} runs (news-please: {args.sample} pages)")
+    print()
+    print(format_table([(r[0].name, r) for r in results.values() if r]))
+    print()
+    for key in ("sqlite", "postgresql"):
+        if results[key]:
+            print(ratio_line(f"ratio 2/1 ({key})" if key == "sqlite" else "ratio 3/1 (postgresql)",
+                             results[key], results["baseline"], TARGET_BASELINE))
+    print(ratio_line("ratio 2/4 (sqlite / news-please)", results["sqlite"], results["peer"], TARGET_PEER))
+    for key in ("sqlite", "postgresql"):
+        if results[key]:
+            peak = max(r.measurement.peak_rss for r in results[key]) / 2**20
+            verdict = "OK" if peak < MEMORY_LIMIT_MB else "OVER"
+            print(f"peak RSS, {key} crawl, all processes: {peak:,.0f} MB (limit {MEMORY_LIMIT_MB}) {verdict}")
+            stored = [r.extra.get("articles") for r in results[key]]
+            if any(s != room.count for s in stored):
+                print(f"WARNING: {key} runs stored {stored} articles, expected {room.count} each")
+            alerts = [r.extra.get("alerts") for r in results[key]]
+            print(f"{key}: articles stored per run {stored}, stories {[r.extra.get('stories') for r in results[key]]}, "
+                  f"alerts {alerts}")
+    if memory_report:
+        print()
+        print(memory_report)
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
