@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crawler.exceptions import ConfigError
+from crawler.exceptions import ConfigError, QueryError
 
 logger = logging.getLogger(__name__)
 
@@ -475,6 +475,8 @@ def _read_subscription(reader: _FileReader, index: int, entry: dict) -> dict:
     marker = "\x00"
     try:
         validated = validate_subscription(values, where=marker)
+    except QueryError as exc:
+        raise reader.fail("subscription", index, "query", str(exc), label) from None
     except ConfigError as exc:
         message = str(exc)
         if message.startswith(marker):
