@@ -47,6 +47,13 @@ class Fault:
     times: int | None = None  # None: forever
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a crawler timing out) is not worth a traceback."""
+
+    def handle_error(self, request, client_address):
+        logger.debug("newsroom: client %s went away", client_address)
+
+
 class Newsroom:
     """A newsroom server. ``with Newsroom() as room: room.url("/feeds/main.rss")``."""
 
@@ -60,7 +67,7 @@ class Newsroom:
         self.feed_changed: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.server = _QuietServer((host, port), self._handler_class())
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

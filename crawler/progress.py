@@ -22,7 +22,7 @@ class ProgressExtension:
     @classmethod
     def from_crawler(cls, crawler):
         if not crawler.settings.getbool("PROGRESS_ENABLED") or not sys.stderr.isatty():
-            raise NotConfigured("set PROGRESS_ENABLED and run on a terminal")
+            raise NotConfigured  # quietly: most runs are not on a terminal
         ext = cls(crawler, crawler.settings.getfloat("PROGRESS_INTERVAL", 0.5))
         crawler.signals.connect(ext.opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.closed, signal=signals.spider_closed)

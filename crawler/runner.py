@@ -62,7 +62,9 @@ def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = No
 
     from crawler.spiders.feeds import FeedsSpider
 
-    process = CrawlerProcess(settings, install_root_handler=True)
+    for handler in list(logging.root.handlers):  # Scrapy installs its own, honouring LOG_LEVEL
+        logging.root.removeHandler(handler)
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(FeedsSpider)
     process.crawl(crawler, urls=urls, names=names)
     process.start()

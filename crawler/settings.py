@@ -57,3 +57,5 @@ EXTENSIONS = {
 }
 PROGRESS_ENABLED = False  # `newswatch crawl` switches it on when stderr is a terminal
 PROGRESS_INTERVAL = 0.5
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATEFORMAT = "%H:%M:%S"

@@ -50,7 +50,7 @@ __all__ = ["ARTICLE_FIELDS", "SiteTemplate", "extract_article", "learn_from_page
 
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of ``text`` (py3langid), or None for too little text."""
-    sample = text[:2000]
+    sample = text[:1500]
     if len(sample) < 20:
         return None
     language, _score = py3langid.classify(sample)
@@ -78,11 +78,13 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
     check_article_page(tree, url, title, objects)
 
     canonical = extract_canonical(tree, url)
-    source_url = source_from_canonical(canonical, url)
-    if source_url:
+    canonical_source = source_from_canonical(canonical, url)
+    if canonical_source:
         canonical = url  # the copy keeps its own identity; the original is source_url
     link_source, link_block = source_from_links(tree, url)
-    source_url = source_url or link_source
+    # An editorial "Source:" link names the original; a cross-domain canonical may only
+    # name the site's main host (a mirror of a copy), so the link wins when both exist.
+    source_url = link_source or canonical_source
 
     paragraphs = extract_paragraphs(tree, url)
     paragraphs, removed = remove_boilerplate(paragraphs)
