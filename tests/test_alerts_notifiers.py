@@ -352,3 +352,20 @@ class _Exploding(BaseNotifier):
 def test_run_never_raises(exc, status):
     outcome = _Exploding(exc).run(make_delivery("https://x.org/"))
     assert outcome.status == status and type(exc).__name__ in outcome.error
+
+
+def test_webhook_default_secret_signs_alerts_without_one(receiver):
+    notifier = WebhookNotifier.from_settings({"ALERTS_WEBHOOK_SECRET": "s3cret"})
+    assert notifier.run(make_delivery(receiver.url, secret=None)).status == "sent"
+    request = receiver.requests[0]
+    assert request["headers"][SIGNATURE_HEADER] == sign_body("s3cret", request["body"])
+
+
+def test_long_digest_lists_fifty_stories_and_counts_the_rest():
+    from crawler.alerts.render import render_html, render_text
+
+    delivery = make_delivery("https://x.org/", kind="digest", n=60)
+    text, markdown, html = render_text(delivery), render_markdown(delivery), render_html(delivery)
+    for rendered in (text, markdown, html):
+        assert "Story 49" in rendered and "Story 50" not in rendered and "and 10 more stories" in rendered
+    assert "digest, 60 stories" in text

@@ -23,17 +23,23 @@ from crawler.exceptions import ConfigError
 from crawler.store.repository import Store
 from crawler.store.schema import alerts
 
-from alerts_support import DrivenClock, WebhookReceiver
+from alerts_support import DrivenClock, WebhookReceiver, make_store, module_pg_store
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 14, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def store(db_url):
-    store = Store.from_url(db_url)
+@pytest.fixture(scope="module")
+def alerts_pg_store(pg_server):
+    yield from module_pg_store(pg_server)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    store, own = make_store(request, tmp_path)
     yield store
-    store.dispose()
+    if own:
+        store.dispose()
 
 
 @pytest.fixture
@@ -362,7 +368,8 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("stage", ["send", "before-send"])
-def test_sigkill_during_send_loses_nothing_and_repeats_nothing(store, db_url, stage):
+def test_sigkill_during_send_loses_nothing_and_repeats_nothing(store, stage):
+    db_url = store.test_url
     receiver = WebhookReceiver(secret="s3cret", hold_first=(stage == "send")).start()
     try:
         subscribe(store, targets=[receiver.url])
@@ -412,3 +419,13 @@ def test_a_sender_dying_every_time_ends_dead(store, receiver):
     result = dispatcher(store, DrivenClock(T0), max_attempts=3).dispatch_due()
     assert result.dead == 1 and receiver.requests == []
     assert "lease expired" in rows(store)[0]["last_error"]
+
+
+def test_rows_without_attempts_left_become_dead(store, receiver):
+    sub = subscribe(store, targets=[receiver.url])
+    enqueue(store, sub, 1)
+    with store.begin() as conn:  # queued under a larger max_attempts
+        conn.execute(update(alerts).values(attempts=5))
+    outbox = dispatcher(store, DrivenClock(T0), max_attempts=3)
+    assert outbox.dispatch_due().dead == 1 and receiver.requests == []
+    assert outbox.retry_dead() == 1 and outbox.dispatch_due().sent == 1

@@ -16,13 +16,21 @@ from crawler.exceptions import ConfigError, QueryError
 from crawler.store.repository import Store
 from crawler.store.schema import alerts
 
+from alerts_support import make_store, module_pg_store
 
-@pytest.fixture
-def conn(db_url):
-    store = Store.from_url(db_url)
+
+@pytest.fixture(scope="module")
+def alerts_pg_store(pg_server):
+    yield from module_pg_store(pg_server)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def conn(request, tmp_path):
+    store, own = make_store(request, tmp_path)
     with store.begin() as connection:
         yield connection
-    store.dispose()
+    if own:
+        store.dispose()
 
 
 @pytest.fixture

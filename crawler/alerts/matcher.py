@@ -341,35 +341,37 @@ def required_clauses(node: Node) -> list[frozenset[str]] | None:
 
 
 def _is_simple(node: Node) -> bool:
+    """A term whose presence is exactly "a key of its one clause is present"."""
     if isinstance(node, Meta):
         return True
-    return (
-        isinstance(node, Term)
-        and node.field is None
-        and len(node.chunks) == 1
-        and len(node.chunks[0]) == 1
-    )
+    if not isinstance(node, Term) or node.field is not None:
+        return False
+    return all(len(alt) == 1 or (len(alt) == 2 and not node.prefix) for alt in node.alternatives)
 
 
 def _is_exact(node: Node) -> bool:
-    """True when the indexed clauses of ``node`` are exactly its meaning."""
+    """True when the indexed clauses of ``node`` (plus its negated simple terms) are
+    exactly its meaning, so that no evaluation is needed."""
     if _is_simple(node):
         return True
     if isinstance(node, Or):
         return all(_is_simple(child) for child in node.children)
     if isinstance(node, And):
-        return len(node.children) <= MAX_INDEXED_CLAUSES and all(
-            _is_simple(child) or isinstance(child, Or) and all(map(_is_simple, child.children))
-            for child in node.children
+        positive = [child for child in node.children if not isinstance(child, Not)]
+        return (
+            len(positive) <= MAX_INDEXED_CLAUSES
+            and all(
+                _is_simple(child) or isinstance(child, Or) and all(map(_is_simple, child.children))
+                for child in positive
+            )
+            and all(_is_simple(child.child) for child in node.children if isinstance(child, Not))
         )
     return False
 
 
-def _simple_key(term: Term | Meta) -> str:
-    if isinstance(term, Meta):
-        return term.key
-    word = term.chunks[0][0]
-    return word + "*" if term.prefix else word
+def _simple_keys(term: Term | Meta) -> frozenset[str]:
+    (clause,) = required_clauses(term)
+    return clause
 
 
 @dataclass
@@ -379,7 +381,8 @@ class _Compiled:
     query: Query
     clauses: list[frozenset[str]]
     exact: bool
-    term_keys: list[tuple[str, str]]  # (display, key) for exact queries
+    term_keys: list[tuple[str, frozenset[str]]]  # exact queries: (display, keys) of positive terms
+    neg_keys: list[frozenset[str]]  # exact queries: keys of negated terms
 
 
 class Matcher:
@@ -390,6 +393,7 @@ class Matcher:
         self._by_id: dict[int, _Compiled] = {}
         self._post: dict[str, dict[int, set[int]]] = {}
         self._prefix_lengths: Counter[int] = Counter()
+        self._prefixes: Counter[str] = Counter()
         self._bigram_keys = 0
         self._next_id = 0
         for name, query in (queries or {}).items():
@@ -414,8 +418,12 @@ class Matcher:
             raise ValueError(f"query {name!r} has no term that must be present")
         exact = _is_exact(query.root) and len(clauses) <= MAX_INDEXED_CLAUSES
         chosen = sorted(clauses, key=_clause_score, reverse=True)[:MAX_INDEXED_CLAUSES]
-        term_keys = [(t.display, _simple_key(t)) for t in query.terms()] if exact else []
-        comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys)
+        term_keys, neg_keys = [], []
+        if exact:
+            term_keys = [(t.display, _simple_keys(t)) for t in query.terms()]
+            if isinstance(query.root, And):
+                neg_keys = [_simple_keys(c.child) for c in query.root.children if isinstance(c, Not)]
+        comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys, neg_keys)
         self._next_id += 1
         self._by_name[name] = comp
         self._by_id[comp.qid] = comp
@@ -445,9 +453,13 @@ class Matcher:
         if " " in key:
             self._bigram_keys += delta
         elif key.endswith("*"):
-            self._prefix_lengths[len(key) - 1] += delta
-            if self._prefix_lengths[len(key) - 1] <= 0:
-                del self._prefix_lengths[len(key) - 1]
+            prefix = key[:-1]
+            self._prefix_lengths[len(prefix)] += delta
+            self._prefixes[prefix] += delta
+            if self._prefix_lengths[len(prefix)] <= 0:
+                del self._prefix_lengths[len(prefix)]
+            if self._prefixes[prefix] <= 0:
+                del self._prefixes[prefix]
 
     def _present_keys(self, art: ArticleIndex) -> set[str]:
         keys = art.title.words | art.text.words
@@ -455,8 +467,10 @@ class Matcher:
             keys |= art.title.bigrams()
             keys |= art.text.bigrams()
         if self._prefix_lengths:
-            lengths = sorted(self._prefix_lengths)
-            keys.update({w[:n] + "*" for w in art.title.words | art.text.words for n in lengths if len(w) >= n})
+            words = art.title.words | art.text.words
+            lengths = list(self._prefix_lengths)
+            slices = {w[:n] for w in words for n in lengths}  # short words give repeats: harmless
+            keys.update(p + "*" for p in slices & self._prefixes.keys())
         keys |= art.meta
         return keys
 
@@ -489,7 +503,9 @@ class Matcher:
         for qid in self.candidates(art, present):
             comp = self._by_id[qid]
             if comp.exact:
-                results[comp.name] = list(dict.fromkeys(d for d, key in comp.term_keys if key in present))
+                if all(keys.isdisjoint(present) for keys in comp.neg_keys):
+                    terms = [d for d, keys in comp.term_keys if not keys.isdisjoint(present)]
+                    results[comp.name] = list(dict.fromkeys(terms))
             elif evaluate(comp.query.root, art):
                 results[comp.name] = matched_terms(comp.query, art)
         return dict(sorted(results.items()))

@@ -367,9 +367,15 @@ class Dispatcher:
         candidates = self._due(tick(), limit)
         subscription_cache: dict[str, dict | None] = {}
         handled = 0
+        tried: set = set()
         for candidate in candidates:
             if handled >= limit:
                 break
+            group = candidate.batch_id or (candidate.subscription, candidate.target, candidate.kind, candidate.due_at) \
+                if candidate.kind in GROUP_KINDS else candidate.id
+            if group in tried:
+                continue  # claimed (or lost) with an earlier candidate of its group
+            tried.add(group)
             claim = self._claim(candidate, tick())
             if claim is None:
                 continue  # taken by another dispatcher, or part of a group sent already
@@ -428,17 +434,21 @@ class Dispatcher:
             return conn.execute(query).all()
 
     def _expire_exhausted(self, now: datetime) -> int:
-        """Leases that expired on their last allowed attempt (the sender died each time): dead."""
+        """Due alerts with no attempt left are dead: leases that expired on the last attempt
+        (the sender died each time), or rows left over from a larger ``max_attempts``."""
+        exhausted = and_(alerts.c.next_attempt_at <= now, alerts.c.attempts >= self.max_attempts)
         with self.store.begin() as conn:
             moved = conn.execute(
-                update(alerts)
-                .where(alerts.c.status == "sending", alerts.c.next_attempt_at <= now,
-                       alerts.c.attempts >= self.max_attempts)
+                update(alerts).where(exhausted, alerts.c.status == "sending")
                 .values(status="dead", lease=None,
-                        last_error=f"sender stopped during attempt {self.max_attempts} (lease expired)")
+                        last_error=f"the sender stopped during attempt {self.max_attempts} (lease expired)")
+            ).rowcount
+            moved += conn.execute(
+                update(alerts).where(exhausted, alerts.c.status == "pending")
+                .values(status="dead", last_error=f"no attempt left (max_attempts={self.max_attempts})")
             ).rowcount
         if moved:
-            logger.warning("%d alert(s) dead: their sender stopped during every attempt", moved)
+            logger.warning("%d alert(s) dead: no attempt left", moved)
         return moved
 
     def _claim(self, candidate, now: datetime) -> tuple[str, list] | None:

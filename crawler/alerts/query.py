@@ -85,6 +85,8 @@ class Term(Node):
     @functools.cached_property
     def alternatives(self) -> list[tuple[str, ...]]:
         """Word sequences that count as this term: each chunk split or joined."""
+        if all(len(chunk) == 1 for chunk in self.chunks):
+            return [tuple(chunk[0] for chunk in self.chunks)]
         options = [[chunk] if len(chunk) == 1 else [chunk, ("".join(chunk),)] for chunk in self.chunks]
         alternatives = []
         for combo in itertools.islice(itertools.product(*options), MAX_ALTERNATIVES):

@@ -22,6 +22,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 SNIPPET_CHARS = 300
+MAX_ITEMS = 50  # stories written out in one digest/batch message; the rest are counted
 
 _TERMINAL_ESCAPES = re.compile(
     r"""
@@ -229,9 +230,19 @@ def render_subject(delivery) -> str:
     return f"[newswatch] {name}: {title}"
 
 
+def _shown(delivery) -> tuple[list[dict], int]:
+    items = list(delivery.items)
+    return items[:MAX_ITEMS], max(0, len(items) - MAX_ITEMS)
+
+
+def _more(hidden: int) -> str:
+    return f"… and {hidden} more stor{'ies' if hidden != 1 else 'y'}"
+
+
 def render_text(delivery) -> str:
     lines = [render_subject(delivery), ""]
-    for item in delivery.items:
+    items, hidden = _shown(delivery)
+    for item in items:
         lines.append(clean_line(item.get("title") or "(no title)", 300))
         meta = _meta_line(item)
         if meta:
@@ -243,13 +254,16 @@ def render_text(delivery) -> str:
         if item.get("terms"):
             lines.append("Matched: " + ", ".join(clean_line(t, 80) for t in item["terms"]))
         lines.append("")
+    if hidden:
+        lines += [_more(hidden), ""]
     lines.append(f"Alert id: {delivery.id}")
     return "\n".join(lines)
 
 
 def render_markdown(delivery) -> str:
     lines = []
-    for item in delivery.items:
+    items, hidden = _shown(delivery)
+    for item in items:
         title = escape_markdown(clean_line(item.get("title") or "(no title)", 300))
         url = safe_url(item.get("url"))
         lines.append(f"**[{title}](<{url}>)**" if url else f"**{title}**")
@@ -259,13 +273,16 @@ def render_markdown(delivery) -> str:
         if item.get("snippet"):
             lines.append("> " + mark_markdown(item["snippet"], item.get("highlights")))
         lines.append("")
+    if hidden:
+        lines += [_more(hidden), ""]
     lines.append(f"Alert id: `{delivery.id}`")
     return "\n".join(lines)
 
 
 def render_html(delivery) -> str:
     parts = [f"<h2>{escape_html(render_subject(delivery))}</h2>"]
-    for item in delivery.items:
+    items, hidden = _shown(delivery)
+    for item in items:
         title = escape_html(clean_line(item.get("title") or "(no title)", 300))
         url = safe_url(item.get("url"))
         heading = f'<a href="{escape_html(url)}">{title}</a>' if url else title
@@ -275,5 +292,7 @@ def render_html(delivery) -> str:
             parts.append(f"<p><small>{escape_html(meta)}</small></p>")
         if item.get("snippet"):
             parts.append(f"<blockquote>{mark_html(item['snippet'], item.get('highlights'))}</blockquote>")
+    if hidden:
+        parts.append(f"<p>{_more(hidden)}</p>")
     parts.append(f"<p><small>Alert id: {escape_html(delivery.id)}</small></p>")
     return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n"

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from crawler.alerts.notifiers import check_target
 from crawler.alerts.outbox import DIGEST_MODES, MODES, get_zone, parse_hhmm, parse_weekday
 from crawler.alerts.render import sanitize_terminal
-from crawler.exceptions import ConfigError
+from crawler.exceptions import ConfigError, QueryError
 from crawler.store.repository import utcnow
 from crawler.store.schema import subscriptions
 
@@ -41,7 +41,10 @@ def _check_query(query: str, where: str) -> None:
         from crawler.alerts.query import parse_query
     except ImportError:  # the query language is not installed yet: checked when matching
         return
-    parse_query(query)  # QueryError (a ConfigError) points at the position
+    try:
+        parse_query(query)
+    except QueryError as exc:  # keep the position, name the field
+        raise QueryError(f"{where}query: {exc.bare_message}", exc.query, exc.position) from None
 
 
 def _string_list(value, field: str, where: str) -> list[str]:

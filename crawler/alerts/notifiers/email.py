@@ -17,7 +17,7 @@ import smtplib
 import ssl
 import email.policy
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 from crawler.alerts.notifiers.base import BaseNotifier, Delivery
 from crawler.alerts.render import clean_line, render_html, render_subject, render_text
@@ -101,7 +101,7 @@ class EmailNotifier(BaseNotifier):
         message["From"] = self.sender
         message["To"] = ", ".join(parse_mailto(delivery.target))
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(idstring=delivery.id[:32], domain="newswatch")
+        message["Message-ID"] = f"<{delivery.id}@newswatch>"  # the same on a retry: servers can drop repeats
         message["X-Newswatch-Alert-Id"] = delivery.id
         message.set_content(render_text(delivery))
         message.add_alternative(render_html(delivery), subtype="html")

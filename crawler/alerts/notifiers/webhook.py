@@ -1,8 +1,8 @@
 """POST each alert as JSON to an http(s) URL, signed with the subscription's secret.
 
 Headers: ``X-Newswatch-Alert-Id`` (stable across retries: drop repeats on it) and,
-when the subscription has a secret, ``X-Newswatch-Signature: sha256=<hex>``, the
-HMAC-SHA256 of the exact body bytes. 2xx is success; 429 is retried after its
+when the subscription has a secret (else ``ALERTS_WEBHOOK_SECRET``, if set),
+``X-Newswatch-Signature: sha256=<hex>``, the HMAC-SHA256 of the exact body bytes. 2xx is success; 429 is retried after its
 ``Retry-After``; 408, 5xx, timeouts and connection errors are retried with backoff;
 other answers (4xx, redirects) are refused for good. A 503 with ``Retry-After`` is
 honoured like a 429.
@@ -69,16 +69,18 @@ class WebhookNotifier(BaseNotifier):
 
     name = "webhook"
 
-    def __init__(self, timeout: float = 10.0, user_agent: str = USER_AGENT):
+    def __init__(self, timeout: float = 10.0, user_agent: str = USER_AGENT, default_secret: str | None = None):
         self.timeout = timeout
         self.user_agent = user_agent
+        self.default_secret = default_secret  # for alerts without a subscription secret (health notices)
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     @classmethod
     def from_settings(cls, settings=None) -> "WebhookNotifier":
         settings = settings or {}
         timeout = settings.get("ALERTS_WEBHOOK_TIMEOUT") or os.environ.get("ALERTS_WEBHOOK_TIMEOUT") or 10
-        return cls(timeout=float(timeout))
+        secret = settings.get("ALERTS_WEBHOOK_SECRET") or os.environ.get("ALERTS_WEBHOOK_SECRET") or None
+        return cls(timeout=float(timeout), default_secret=secret)
 
     def send(self, delivery: Delivery) -> None:
         body = delivery.body()
@@ -87,8 +89,9 @@ class WebhookNotifier(BaseNotifier):
             "User-Agent": self.user_agent,
             ALERT_ID_HEADER: delivery.id,
         }
-        if delivery.secret:
-            headers[SIGNATURE_HEADER] = sign_body(delivery.secret, body)
+        secret = delivery.secret or self.default_secret
+        if secret:
+            headers[SIGNATURE_HEADER] = sign_body(secret, body)
         request = urllib.request.Request(delivery.target, data=body, headers=headers, method="POST")
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
