@@ -369,3 +369,13 @@ def test_long_digest_lists_fifty_stories_and_counts_the_rest():
     for rendered in (text, markdown, html):
         assert "Story 49" in rendered and "Story 50" not in rendered and "and 10 more stories" in rendered
     assert "digest, 60 stories" in text
+
+
+def test_scraped_escape_sequences_never_reach_the_log(receiver, caplog):
+    receiver.respond(500, body=b"\x1b]0;owned\x07\x1b[2Jfake\nERROR forged record")
+    with caplog.at_level("DEBUG"):
+        outcome = WebhookNotifier().run(make_delivery(receiver.url, secret="s3cret"))
+    assert outcome.status == "retry"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "fake ERROR forged record" in logged
+    assert "\x1b" not in logged and "\x07" not in logged and "fake\nERROR" not in logged

@@ -429,3 +429,35 @@ def test_rows_without_attempts_left_become_dead(store, receiver):
     outbox = dispatcher(store, DrivenClock(T0), max_attempts=3)
     assert outbox.dispatch_due().dead == 1 and receiver.requests == []
     assert outbox.retry_dead() == 1 and outbox.dispatch_due().sent == 1
+
+
+def test_email_digest_end_to_end(store, request):
+    import email
+    import email.policy
+
+    from aiosmtpd.controller import Controller
+
+    from crawler.alerts.notifiers import EmailNotifier
+
+    from alerts_support import SmtpCollector, free_port
+
+    handler = SmtpCollector()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    request.addfinalizer(controller.stop)
+    sub = subscribe(store, targets=["mailto:reader@example.org"], mode="daily", digest_at="08:00",
+                    timezone="Europe/Paris")
+    with store.begin() as conn:
+        enqueue_alerts(conn, subscription=sub, article={"title": "<img src=x onerror=alert(1)> Korea",
+                                                        "text": "Seoul said <b>Korea</b> would", "url": "https://x.org/1"},
+                       story_id="s1", article_id=1, terms=["korea"], story_size=3, now=T0)
+    enqueue(store, sub, 2)
+    registry = NotifierRegistry(notifiers={"email": EmailNotifier("127.0.0.1", controller.port)})
+    outbox = Dispatcher(store, registry, clock=DrivenClock(datetime(2026, 1, 15, 7, 0, tzinfo=timezone.utc)))
+    assert outbox.dispatch_due().sent == 2
+    [envelope] = handler.messages
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;b&gt;<mark>Korea</mark>&lt;/b&gt;" in html
+    assert "digest, 2 stories" in message["Subject"]
