@@ -117,6 +117,13 @@ def test_paused_subscription_and_revisions(store, receiver):
         again = enqueue_alerts(conn, subscription=dict(sub, alert_revisions=True), article=revised,
                                story_id="story-1", article_id=1, terms=[], story_size=1, now=T0)
     assert again == [alert_id("korea", "story-1", receiver.url, revision=2)]
+    # the pipeline's item for a changed page: revision_of and the new content hash
+    changed = dict(article(1), revision_of=1, content_hash=1234)
+    with store.begin() as conn:
+        args = dict(article=changed, story_id="story-1", article_id=1, terms=[], story_size=1, now=T0)
+        first = enqueue_alerts(conn, subscription=dict(sub, alert_revisions=True), **args)
+        assert enqueue_alerts(conn, subscription=dict(sub, alert_revisions=True), **args) == []
+    assert len(first) == 1 and rows(store, id=first[0])[0]["payload"]["revised"] is True
 
 
 # -- sending, retries, dead letters ---------------------------------------------------

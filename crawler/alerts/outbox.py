@@ -59,10 +59,14 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GROUP_KINDS = ("digest", "batch")
 
 
-def alert_id(subscription: str, story_id: str, target: str, revision: int | None = None) -> str:
-    """The stable id of the alert of ``story_id`` for ``subscription`` at ``target``."""
+def alert_id(subscription: str, story_id: str, target: str, revision: int | str | None = None) -> str:
+    """The stable id of the alert of ``story_id`` for ``subscription`` at ``target``.
+
+    ``revision`` (a revision number above 1, or a content hash) makes the alert of a
+    changed article distinct, for subscriptions with ``alert_revisions``.
+    """
     parts = [subscription, str(story_id), target]
-    if revision and revision > 1:
+    if revision and revision != 1:
         parts.append(f"revision:{revision}")
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
@@ -179,7 +183,7 @@ def build_payload(subscription: dict, article: dict, *, story_id: str, article_i
         "site_name": clean_line(article.get("site_name") or "", 200),
         "language": article.get("language"),
         "published": _iso(article.get("published")),
-        "revision": article.get("revision") or 1,
+        "revised": _revision_key(article) is not None,  # a changed version of an article seen before
         "snippet": snippet,
         "highlights": highlights,
         "terms": [clean_line(t, 200) for t in terms or ()],
@@ -240,8 +244,8 @@ def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, ar
     now = to_db_time(now or utcnow())
     name = subscription["name"]
     targets = list(dict.fromkeys(subscription.get("targets") or ()))
-    revision = int(article.get("revision") or 1)
-    per_revision = bool(subscription.get("alert_revisions")) and revision > 1
+    revision = _revision_key(article)
+    per_revision = bool(subscription.get("alert_revisions")) and revision is not None
 
     existing = conn.execute(
         select(alerts.c.id, alerts.c.status, alerts.c.kind, alerts.c.payload)
@@ -249,6 +253,8 @@ def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, ar
     ).all()
     if existing and not per_revision:
         _note_also_reported(conn, existing, article, story_size)
+        return []
+    if per_revision and any(row.id == alert_id(name, story_id, t, revision) for row in existing for t in targets):
         return []
 
     mode = subscription.get("mode") or "instant"
@@ -271,6 +277,19 @@ def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, ar
         logger.debug("Queued %d %s alert(s) for subscription %r, story %s", len(created), kind,
                      clean_line(name), story_id)
     return created
+
+
+def _revision_key(article: dict) -> int | str | None:
+    """What tells this revision of an article from the first one, or None for a first version."""
+    try:
+        number = int(article.get("revision") or 1)
+    except (TypeError, ValueError):
+        number = 1
+    if number > 1:
+        return number
+    if article.get("revision_of"):  # the pipeline's item: a changed page, not numbered yet
+        return f"h{article.get('content_hash') or article.get('fetched_at') or ''}"
+    return None
 
 
 def _flood_kind(conn, name: str, now: datetime, limit: int, window: float) -> tuple[str, datetime | None]:
@@ -388,7 +407,8 @@ class Dispatcher:
         return result
 
     def retry_dead(self, ids: list[str] | None = None) -> int:
-        """Put dead alerts (all, or these ids and their batches) back in the queue; returns how many."""
+        """Put dead alerts back in the queue: all, or these alert ids (with the rest of their
+        digest/batch) or message ids of a digest/batch; returns how many rows."""
         now = self.now()
         with self.store.begin() as conn:
             condition = alerts.c.status == "dead"
@@ -398,7 +418,7 @@ class Dispatcher:
                     return 0
                 batches = [b for b in conn.execute(select(alerts.c.batch_id).where(alerts.c.id.in_(ids)))
                            .scalars() if b]
-                condition = and_(condition, or_(alerts.c.id.in_(ids), alerts.c.batch_id.in_(batches)))
+                condition = and_(condition, or_(alerts.c.id.in_(ids), alerts.c.batch_id.in_(batches + ids)))
             moved = conn.execute(update(alerts).where(condition).values(
                 status="pending", attempts=0, next_attempt_at=now, lease=None)).rowcount
         if moved:
@@ -407,7 +427,7 @@ class Dispatcher:
 
     def list_alerts(self, status: str | None = None, limit: int = 100, subscription: str | None = None) -> list[dict]:
         """Alerts, newest first; ``status`` 'pending', 'sending', 'sent', 'dead' (or 'failed')."""
-        query = select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id).limit(limit)
+        query = select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
         if status:
             query = query.where(alerts.c.status == ("dead" if status == "failed" else status))
         if subscription:
