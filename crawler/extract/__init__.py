@@ -19,6 +19,7 @@ import logging
 from urllib.parse import urlsplit
 
 import py3langid
+from lxml import etree
 from trafilatura.utils import load_html
 
 from crawler.exceptions import NotAnArticle
@@ -50,7 +51,7 @@ __all__ = ["ARTICLE_FIELDS", "SiteTemplate", "extract_article", "learn_from_page
 
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of ``text`` (py3langid), or None for too little text."""
-    sample = text[:1500]
+    sample = text[:1000]
     if len(sample) < 20:
         return None
     language, _score = py3langid.classify(sample)
@@ -73,6 +74,9 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
     host = (urlsplit(url).hostname or "").lower()
 
     objects = json_ld_objects(tree)
+    # Scripts and styles are read (JSON-LD above); dropping them now spares the body
+    # extractor copying and cleaning them.
+    etree.strip_elements(tree, "script", "style", "noscript", "template", "svg", with_tail=False)
     site_name = extract_site_name(tree, objects)
     title = extract_title(tree, objects, site_name, host)
     check_article_page(tree, url, title, objects)

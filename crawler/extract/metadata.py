@@ -38,6 +38,9 @@ def meta_values(tree) -> dict[str, list[str]]:
             name = el.get(attr)
             if name:
                 values.setdefault(name, []).append(content)
+        equiv = el.get("http-equiv")
+        if equiv:
+            values.setdefault("http-equiv:" + equiv.lower(), []).append(content)
     _META_CACHE[0], _META_CACHE[1] = tree, values
     return values
 
@@ -203,10 +206,7 @@ def registered_domain(url: str) -> str:
 
 def extract_page_language(tree) -> str | None:
     candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
-    candidates.append(meta_content(tree, "og:locale"))
-    for el in tree.xpath('//meta[translate(@http-equiv, "CONTENT-LANGUAGE", "content-language")'
-                         '="content-language"]'):
-        candidates.append(el.get("content"))
+    candidates.append(meta_content(tree, "og:locale", "http-equiv:content-language"))
     candidates.append(meta_content(tree, "language", "dc.language", "DC.language"))
     for value in candidates:
         if value:
@@ -219,14 +219,17 @@ def extract_page_language(tree) -> str | None:
 # -- authors -----------------------------------------------------------------------------
 
 _BYLINE_PREFIX = re.compile(r"^(?:(?:written|posted|reported|published|photos?)\s+)?(?:by|par|von|por|de|di|door|av|автор[ы]?:?)\s+", re.I)
-_SPLIT_AUTHORS = re.compile(r"\s*(?:,|;|&|\||\band\b|\bund\b|\bet\b|\by\b|\be\b|\bи\b)\s*", re.I)
+_SPLIT_AUTHORS = re.compile(r"\s*(?:,|;|&|\||(?<=[a-z]{2})\.\s|\band\b|\bund\b|\bet\b|\by\b|\be\b|\bи\b)\s*", re.I)
 _NOT_A_PERSON = re.compile(
     r"\b(?:staff|editor[s]?|editorial|team|desk|newsroom|admin(?:istrator)?|redac?ci[oó]n|r[ée]daction|"
     r"redaktion|reporters?|correspondents?|contributors?|writers?|agenc[yi]a?|agence|press|news|wire|"
     r"media|online|service|bureau|group|office|web|digital|magazine|journal|times|post|daily|"
     r"associated|reuters|afp|dpa|efe|tass|ria|ap|upi|bloomberg|sponsored|partner|guest|"
+    r"international|network|channel|tv|radio|broadcasting|company|inc|ltd|llc|gmbh|foundation|institute|"
+    r"university|ministry|department|government|association|club|partners|holdings|"
     r"редакция|корреспондент|updated|published|posted|min(?:ute)?s?|read|follow|twitter|facebook)\b",
     re.I)
+_ARTICLES = {"the", "la", "le", "les", "der", "die", "das", "el", "los", "las", "il", "lo", "a", "an", "our", "my"}
 _PARTICLES = {"de", "da", "do", "dos", "das", "del", "della", "der", "den", "van", "von", "zu", "bin",
               "ibn", "al", "el", "la", "le", "du", "di", "y", "e", "ten", "ter", "st.", "mc", "mac"}
 
@@ -239,8 +242,10 @@ def clean_person_name(raw: str, site_keys: set[str]) -> str | None:
         return None
     if _squash(name) in site_keys or _NOT_A_PERSON.search(name):
         return None
+    if name.isupper():
+        name = name.title()  # "STEVE PEOPLES" -> "Steve Peoples"
     words = name.split()
-    if not 2 <= len(words) <= 5 or len(name) > 60:
+    if not 2 <= len(words) <= 5 or len(name) > 60 or words[0].lower() in _ARTICLES:
         return None
     for word in words:
         if word.lower() in _PARTICLES:

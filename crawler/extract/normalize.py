@@ -20,7 +20,6 @@ import re
 import unicodedata
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad\u200e\u200f"), None)
-_SPACES = re.compile(r"[\s\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 
 # Languages whose own typography uses guillemets for double quotes.
 GUILLEMET_LANGUAGES = frozenset({"fr", "ru", "uk", "be", "kk", "ky", "tt", "ba", "hy", "az",
@@ -36,8 +35,12 @@ def normalize_text(text: str) -> str:
     """NFC, invisible characters removed, all whitespace runs as one space, stripped."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
-    return _SPACES.sub(" ", text).strip()
+    if not text.isascii():
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        text = text.translate(_INVISIBLE)
+    # str.split() splits on every Unicode space (NBSP, narrow NBSP, em space, ...).
+    return " ".join(text.split())
 
 
 def normalize_quotes(text: str, language: str | None) -> str:

@@ -38,15 +38,28 @@ def _ignored(element) -> bool:
     return False
 
 
+def same_publisher(a: str, b: str) -> bool:
+    """Same registrable domain, or the same name under another TLD (site.com / site.de)."""
+    da, db = registered_domain(a), registered_domain(b)
+    return da == db or da.split(".")[0] == db.split(".")[0]
+
+
 def source_from_canonical(canonical: str | None, url: str) -> str | None:
-    if canonical and canonical.startswith("http") and url and registered_domain(canonical) != registered_domain(url):
+    if canonical and canonical.startswith("http") and url and not same_publisher(canonical, url):
         return canonical
     return None
 
 
+def _label_start(block) -> bool:
+    """Cheap test: does the block's own text (or first child's) start like a source label?"""
+    head = (block.text or "").strip()
+    if not head and len(block):
+        head = (block[0].text or "").strip()
+    return bool(head) and bool(_LABEL.match(normalize_text(head)))
+
+
 def source_from_links(tree, url: str) -> tuple[str | None, str | None]:
     """(source URL, the text of the block that carried it) from a closing source link."""
-    own = registered_domain(url)
     found = (None, None)
     for link in tree.iter("a"):
         href = (link.get("href") or "").strip()
@@ -58,14 +71,16 @@ def source_from_links(tree, url: str) -> tuple[str | None, str | None]:
             block = block.getparent()
         if len(link_text) > 60:
             continue  # a sentence-long link is body text, not a source credit
-        if block is None or len(block) > 12:  # a big container is not a one-line source credit
+        if _LINK_TEXT.match(link_text):
             block_text = link_text
+        elif block is None or len(block) > 12 or not _label_start(block):
+            continue  # a big container is not a one-line source credit
         else:
             block_text = normalize_text(block.text_content())
         if not (_LINK_TEXT.match(link_text) or (len(block_text) < 200 and _LABEL.match(block_text))):
             continue
         target = urljoin(url, href)
-        if not target.startswith("http") or registered_domain(target) == own:
+        if not target.startswith("http") or same_publisher(target, url):
             continue
         if not _ignored(link):
             found = (target, block_text)  # the last one wins: it closes the body
