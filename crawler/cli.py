@@ -2,6 +2,9 @@
 
     newswatch crawl URL... [--db DB] [--watch QUERY]... [-o FILE.jsonl|-]
     newswatch extract PATH_OR_URL [--url URL]
+    newswatch subs add|list|show|rm|pause|resume|test|backtest ...
+    newswatch alerts list [--failed] | retry [ID...] | send
+    newswatch run | check | status | reload      (the daemon)
     newswatch bench extract DIR
 """
 
@@ -44,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--url", help="the page's URL, when PATH is a saved file")
     extract.set_defaults(func=cmd_extract)
 
+    from crawler.alerts.commands import add_alert_commands
     from crawler.daemon.commands import add_daemon_commands
 
+    add_alert_commands(commands)
     add_daemon_commands(commands)
 
     bench = commands.add_parser("bench", help="benchmarks")
@@ -85,7 +90,7 @@ def cmd_crawl(args) -> int:
     return 0
 
 
-def _read_target(target: str) -> tuple[bytes, str]:
+def read_target(target: str) -> tuple[bytes, str]:
     if target.startswith(("http://", "https://")):
         from crawler.settings import USER_AGENT
 
@@ -106,7 +111,7 @@ def _read_target(target: str) -> tuple[bytes, str]:
 def cmd_extract(args) -> int:
     from crawler.extract import extract_article
 
-    html, url = _read_target(args.target)
+    html, url = read_target(args.target)
     article = extract_article(html, args.url or url)
     fields = ("url", "canonical_url", "title", "text", "published", "modified", "authors", "language",
               "site_name", "source_url")
