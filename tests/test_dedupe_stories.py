@@ -97,7 +97,11 @@ def test_story_id_is_the_smallest_member_content_hash(store):
 
 
 def test_order_independence(store):
+    # Every order of five articles on SQLite (120 runs); of four on PostgreSQL, whose
+    # round trips are slower (24 runs), to keep the suite fast.
     keys = ["seed", "repost", "wire", "feed_only", "briefing_story"]
+    if store.dialect != "sqlite":
+        keys.remove("repost")
     index = StoryIndex()
     results, merges, sizes = set(), 0, set()
     for order in itertools.permutations(keys):
@@ -114,7 +118,7 @@ def test_order_independence(store):
         sizes.add((info["size"], info["first_article"]["canonical_url"], live))
     assert len(results) == 1, "the partition or the story ids depend on the arrival order"
     assert groups(dict(next(iter(results)))) == groups({k: EXPECTED[k] for k in keys})
-    assert sizes == {(4, "https://wire.example/news/582656-russia-beg-north-korea-support", 2)}
+    assert sizes == {(len(keys) - 1, "https://wire.example/news/582656-russia-beg-north-korea-support", 2)}
     assert merges > 0  # some orders had to merge stories and relabel their articles
 
 

@@ -28,8 +28,9 @@ NUM_PERM = 128
 HASH_SEED = _SEED = 0x6E657773  # "news"
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
-_NON_WORD = re.compile(r"[\W_]+")
 _EMPTY_HASH = np.uint64((1 << 32) - 1)
+_SHINGLE_MUL = np.uint64(0x100000001B3)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 
 
 def to_signed64(value: int) -> int:
@@ -37,13 +38,28 @@ def to_signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+# Marks that are accents (deleted: "é" -> "e", "й" -> "и"), unlike the vowel signs of
+# Indic or Thai scripts, which are part of their words and kept.
+_ACCENT_BLOCKS = ((0x0300, 0x036F), (0x0483, 0x0489), (0x064B, 0x065F), (0x0670, 0x0670),
+                  (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))
+
+
+_ACCENTS = re.compile("[" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _ACCENT_BLOCKS) + "]+")
+
+
+# Scripts whose vowel signs are combining marks count as word characters as whole blocks
+# (Indic, Thai, Lao, Tibetan, Myanmar, Khmer), but for the dandas.
+_NON_WORD = re.compile("[^\\w\u0900-\u0963\u0966-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff]+|_+")
+
+
 def normalize_text(text: str) -> str:
     """Fold typography away: NFKC, no accents, casefolded, words separated by one space."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    return _NON_WORD.sub(" ", text).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+        text = _ACCENTS.sub("", text)
+    return _NON_WORD.sub(" ", text.casefold()).strip()
 
 
 def content_hash(text: str) -> int:
@@ -69,11 +85,28 @@ def shingles(text: str, k: int = SHINGLE_SIZE) -> set[int]:
 
 
 def shingles_of_words(tokens: list[str], k: int = SHINGLE_SIZE) -> set[int]:
+    return set(shingle_array(tokens, k).tolist())
+
+
+def shingle_array(tokens: list[str], k: int = SHINGLE_SIZE) -> np.ndarray:
+    """Sorted unique uint64 hashes of the ``k``-word windows of already normalised words.
+
+    Each word is hashed once (xxh64); a window's hash combines its words' hashes
+    polynomially (mod 2^64), then is mixed so that the values spread over 64 bits.
+    """
     if not tokens:
-        return set()
-    if len(tokens) <= k:
-        return {xxhash.xxh64_intdigest(" ".join(tokens).encode())}
-    return {xxhash.xxh64_intdigest(" ".join(tokens[i:i + k]).encode()) for i in range(len(tokens) - k + 1)}
+        return np.empty(0, dtype=np.uint64)
+    h = np.fromiter((xxhash.xxh64_intdigest(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
+    k = min(k, len(h))
+    n = len(h) - k + 1
+    acc = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(k):
+            acc = acc * _SHINGLE_MUL + h[i:i + n]
+        acc ^= acc >> np.uint64(33)  # murmur3 finaliser
+        acc *= _MIX1
+        acc ^= acc >> np.uint64(33)
+    return np.unique(acc)
 
 
 @lru_cache(maxsize=8)
@@ -84,12 +117,15 @@ def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def minhash_of_shingles(shingle_set: set[int], num_perm: int = NUM_PERM) -> np.ndarray:
-    """``num_perm`` uint32 minimum hashes of a set of 64-bit shingle hashes."""
-    if not shingle_set:
+def minhash_of_shingles(shingle_set, num_perm: int = NUM_PERM) -> np.ndarray:
+    """``num_perm`` uint32 minimum hashes of 64-bit shingle hashes (a set or a uint64 array)."""
+    if len(shingle_set) == 0:
         return np.full(num_perm, _EMPTY_HASH, dtype=np.uint32)
     a, b = _permutations(num_perm)
-    values = np.fromiter(shingle_set, dtype=np.uint64, count=len(shingle_set)) & _MAX_HASH
+    if isinstance(shingle_set, np.ndarray):
+        values = shingle_set & _MAX_HASH
+    else:
+        values = np.fromiter(shingle_set, dtype=np.uint64, count=len(shingle_set)) & _MAX_HASH
     with np.errstate(over="ignore"):
         hashed = ((values[:, None] * a[None, :] + b[None, :]) % _MERSENNE) & _MAX_HASH
     return hashed.min(axis=0).astype(np.uint32)

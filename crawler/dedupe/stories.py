@@ -66,7 +66,7 @@ from crawler.dedupe.fingerprints import (
     key_hash,
     minhash_of_shingles,
     normalize_text,
-    shingles_of_words,
+    shingle_array,
     signature_to_bytes,
     to_signed64,
 )
@@ -101,7 +101,7 @@ class StoryDecision:
 @dataclass
 class _Doc:
     title_words: frozenset
-    shingles: set
+    shingles: np.ndarray  # sorted unique uint64 shingle hashes
     canonical_url: str | None
     source_url: str | None
     title_norm: str
@@ -142,8 +142,8 @@ class StoryIndex:
     """A near-duplicate index persisted in the store; see the module docstring."""
 
     def __init__(self, threshold: float = 0.5, num_perm: int = NUM_PERM, window_days: int = 30,
-                 bands: int = 32, containment: float = 0.9, min_shingles: int = 20,
-                 title_similarity: float = 0.8, title_containment: float = 0.5,
+                 bands: int = 32, containment: float = 0.9, min_shingles: int = 50,
+                 title_similarity: float = 0.8, title_containment: float = 0.8,
                  shingle_size: int = SHINGLE_SIZE, max_candidates: int = 20,
                  max_bucket_rows: int = 5000):
         if num_perm % bands:
@@ -173,7 +173,7 @@ class StoryIndex:
         title_norm = normalize_text(article.get("title") or "")
         source = article.get("source_url")
         doc = _Doc(title_words=frozenset(title_norm.split()),
-                   shingles=shingles_of_words(tokens, self.shingle_size),
+                   shingles=shingle_array(tokens, self.shingle_size),
                    canonical_url=article.get("canonical_url") or (
                        canonicalize_url(article["url"]) if article.get("url") else None),
                    source_url=canonicalize_url(source) if _article_like(source) else None,
@@ -182,7 +182,7 @@ class StoryIndex:
 
     def _keys(self, doc: _Doc, tokens: list[str], signature: np.ndarray) -> dict[int, str]:
         keys: dict[int, str] = {}
-        if doc.shingles:
+        if len(doc.shingles):
             raw = signature.astype("<u4")
             for band in range(self.bands):
                 chunk = raw[band * self.rows:(band + 1) * self.rows].tobytes()
@@ -200,7 +200,7 @@ class StoryIndex:
 
     def _same_story(self, a: _Doc, b: _Doc) -> tuple[str | None, float]:
         """(evidence, score) for the pair, evidence None when they are different stories."""
-        inter = len(a.shingles & b.shingles)
+        inter = len(np.intersect1d(a.shingles, b.shingles, assume_unique=True))
         smaller = min(len(a.shingles), len(b.shingles))
         union = len(a.shingles) + len(b.shingles) - inter
         jaccard = inter / union if union else 0.0

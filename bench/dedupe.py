@@ -1,0 +1,453 @@
+"""Benchmark of crawler.dedupe: story clustering quality, and decide cost at scale.
+
+    .venv/bin/python bench/dedupe.py                      # quality + scale (10k, 100k, 1M)
+    .venv/bin/python bench/dedupe.py --quality            # quality only (~20 s)
+    .venv/bin/python bench/dedupe.py --scale --sizes 10000,100000 --backends sqlite
+
+Quality: a labelled set built from the real article bodies of
+``shared/data/aeb-dev/ground-truth.json`` (60 pages, MIT). Long bodies are cut into
+consecutive parts that become *different* stories on the same subject (hard negatives:
+same people, places and vocabulary; one also quotes a sentence of its neighbour and, half
+of the time, carries the same title). Each story gets copies: reposts with another
+site's template (boilerplate lines, shared by every article of that site), changed
+quote marks, one or two paragraphs dropped or added, light edits with a dateline, and a
+truncated feed-only version. Every document goes through the real path (decide, insert,
+record) in a shuffled order; "same story" is then judged on every pair of documents.
+
+Scale: the index is bulk-loaded with synthetic entries (random band keys, the same number
+of keys per article as real ones) up to N articles, real articles are recorded on top,
+and ``decide`` is timed (inside a transaction that is rolled back) for new articles and
+for copies of stored ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import random
+import re
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from crawler.dedupe.fingerprints import content_hash  # noqa: E402
+from crawler.dedupe.stories import StoryIndex  # noqa: E402
+from crawler.dedupe.urls import canonicalize_url  # noqa: E402
+from crawler.store.articles import save_article  # noqa: E402
+from crawler.store.repository import Store  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "data" / "aeb-dev" / "ground-truth.json"
+if not CORPUS.exists():
+    CORPUS = Path("/work/shared/data/aeb-dev/ground-truth.json")
+SEED_TESTS = ROOT / "tests" / "data" / "dedupe" / "articles.json"
+PG_SERVER = os.environ.get("NEWSWATCH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# -- the labelled set -------------------------------------------------------------------
+
+SITES = {
+    "autoblog.example": ["Advertisement", "spot_img", "Source link", "Latest news", "Related news",
+                         "Leave a comment. Your email address will not be published. Required fields are marked *"],
+    "dailydigest.example": ["Share this article", "Follow us on Twitter and Facebook for the latest updates.",
+                            "Sign up for our morning newsletter and get the day's top stories in your inbox, "
+                            "free of charge, every weekday at 7 a.m. You can unsubscribe at any time."],
+    "m.newsnow.example": ["Read more:", "© 2023 NewsNow Media Group. All rights reserved. This material may not "
+                          "be published, broadcast, rewritten or redistributed."],
+    "world-report.example": ["Editor's note: this article was updated with additional reporting.",
+                             "Trending now", "Most read"],
+}
+SYNONYMS = {"said": "stated", "says": "states", "told": "informed", "big": "large", "new": "fresh",
+            "also": "too", "but": "however", "about": "around", "because": "since", "more": "further",
+            "people": "individuals", "company": "firm", "help": "assist", "start": "begin", "show": "display"}
+DATELINES = ["WASHINGTON (Wire) —", "LONDON, Sept 12 (Wire) -", "NEW YORK —", "PARIS (AFP) -"]
+
+
+def _paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n+", body) if p.strip()]
+
+
+def _title_of(paras: list[str]) -> str:
+    words = re.split(r"\s+", paras[0])
+    return " ".join(words[:11]).rstrip(",.;:")
+
+
+def _chunks(paras: list[str], max_words: int = 450) -> list[list[str]]:
+    """Consecutive parts of a body, each 120+ words: different stories on one subject."""
+    out, cur, n = [], [], 0
+    for p in paras:
+        cur.append(p)
+        n += len(p.split())
+        if n >= max_words:
+            out.append(cur)
+            cur, n = [], 0
+    if cur:
+        if out and n < 120:
+            out[-1].extend(cur)
+        else:
+            out.append(cur)
+    return [c for c in out if sum(len(p.split()) for p in c) >= 60][:4]
+
+
+def _sentences(paras: list[str]) -> list[str]:
+    return [s for p in paras for s in re.split(r"(?<=[.!?])\s+", p) if len(s.split()) >= 8]
+
+
+def _quotes(s: str, style: int) -> str:
+    if style == 0:  # typographic -> straight
+        for a, b in [("“", '"'), ("”", '"'), ("‘", "'"), ("’", "'"), ("«", '"'), ("»", '"')]:
+            s = s.replace(a, b)
+        return s
+    s = re.sub(r'"(\w)', r"« \1", s)  # straight -> French guillemets
+    return re.sub(r'(\S)"', r"\1 »", s).replace("'", "’")
+
+
+def _edit(paras: list[str], rng: random.Random) -> list[str]:
+    out = []
+    for p in paras:
+        words = p.split(" ")
+        for i, w in enumerate(words):
+            key = w.lower()
+            if key in SYNONYMS and rng.random() < 0.5:
+                words[i] = SYNONYMS[key]
+        out.append(" ".join(words))
+    out[0] = rng.choice(DATELINES) + " " + out[0]
+    return out
+
+
+def _variants(paras: list[str], title: str, rng: random.Random, filler: list[str]) -> list[tuple[str, str, str]]:
+    """(kind, title, text) copies of one story."""
+    out = []
+    site_lines = list(SITES.values())
+    n = len(paras)
+    # repost: another template (its boilerplate lines), other quotes, one paragraph dropped
+    chrome = rng.choice(site_lines)
+    body = [_quotes(p, 0) for p in paras]
+    if n >= 4:
+        del body[rng.randrange(1, n)]
+    out.append(("repost", _quotes(title, 0), "\n\n".join([chrome[0]] + body + chrome[1:])))
+    # the same text, quote marks changed only
+    out.append(("quotes", _quotes(title, 1), "\n\n".join(_quotes(p, 1) for p in paras)))
+    if n >= 6:
+        body = list(paras)
+        for _ in range(2):
+            del body[rng.randrange(1, len(body))]
+        out.append(("drop2", title, "\n\n".join(body)))
+    # an added paragraph (a related-story box left in by the extractor)
+    body = list(paras)
+    body.insert(rng.randrange(1, n + 1), rng.choice(filler))
+    out.append(("added", title, "\n\n".join(body)))
+    out.append(("edited", title, "\n\n".join(_edit(paras, rng))))
+    # feed-only: the title and the first 25-45 words, cut mid-sentence
+    words = " ".join(paras).split()
+    cut = rng.randrange(25, 46)
+    if len(words) > cut + 20:
+        out.append(("feed_only", title, " ".join(words[:cut]) + " …"))
+    return out
+
+
+def build_labelled_set(seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    corpus = json.loads(CORPUS.read_text(encoding="utf-8"))
+    bodies = [_paragraphs(v["articleBody"]) for _, v in sorted(corpus.items())]
+    filler = [s for b in bodies for s in _sentences(b)]
+    docs = []
+    story_no = 0
+    for b_no, paras in enumerate(bodies):
+        if sum(len(p.split()) for p in paras) < 60:
+            continue
+        parts = _chunks(paras)
+        titles = []
+        for part_no, part in enumerate(parts):
+            story = f"s{story_no}"
+            story_no += 1
+            title = _title_of(part)
+            part = list(part)
+            if part_no > 0:
+                # a hard negative: the same subject, a sentence quoted from the part before,
+                # and half of the time the same title
+                shared = _sentences(parts[part_no - 1][1:])  # a quote, not the lead
+                if shared:
+                    part.insert(max(2, len(part) // 2), rng.choice(shared))  # the lead stays its own
+                if rng.random() < 0.5:
+                    title = titles[-1]
+            titles.append(title)
+            group = f"b{b_no}"
+            docs.append({"story": story, "group": group, "kind": "original", "title": title,
+                         "text": "\n\n".join(part)})
+            for kind, vtitle, vtext in _variants(part, title, rng, filler):
+                docs.append({"story": story, "group": group, "kind": kind, "title": vtitle, "text": vtext})
+    # The newswatch seed case: three copies of one wire story and two independent reports.
+    seed_set = json.loads(SEED_TESTS.read_text(encoding="utf-8"))
+    names = {k: name for name, keys in seed_set["stories"].items() for k in keys}
+    for a in seed_set["articles"]:
+        docs.append({"story": "seed-" + names[a["key"]], "group": "seed", "kind": a["key"], "title": a["title"],
+                     "text": a["text"], "source_url": a["source_url"], "url": a["url"],
+                     "published": a["published"]})
+    sites = list(SITES)
+    for i, d in enumerate(docs):
+        d.setdefault("url", f"https://{rng.choice(sites)}/news/{i:05d}-{d['story']}-{d['kind']}")
+        d.setdefault("published", None)
+        d.setdefault("source_url", None)
+        d["canonical_url"] = canonicalize_url(d["url"])
+        d["content_hash"] = content_hash(d["text"])
+    return docs
+
+
+def run_index(store: Store, index: StoryIndex, docs: list[dict]) -> list[str]:
+    """Every document through decide/insert/record; returns the final story id of each."""
+    ids = []
+    for d in docs:
+        item = dict(d)
+        with store.begin() as conn:
+            decision = index.decide(conn, item)
+            item["story_id"] = decision.story_id
+            ids.append(save_article(conn, item, decision.signature))
+            index.record(conn, ids[-1], item, decision)
+    with store.begin() as conn:
+        final = dict(conn.execute(text("SELECT id, story_id FROM articles")).all())
+    return [final[i] for i in ids]
+
+
+def evaluate(docs: list[dict], predicted: list[str]) -> dict:
+    tp = fp = fn = 0
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # positives: [found, total]
+    fp_by: Counter = Counter()
+    neg_by: Counter = Counter()
+    for i, j in itertools.combinations(range(len(docs)), 2):
+        a, b = docs[i], docs[j]
+        truth = a["story"] == b["story"]
+        same = predicted[i] == predicted[j]
+        if truth:
+            tp += same
+            fn += not same
+            if "original" in (a["kind"], b["kind"]):
+                kind = b["kind"] if a["kind"] == "original" else a["kind"]
+                by_kind[kind][0] += same
+                by_kind[kind][1] += 1
+        else:
+            kind = "same subject" if a["group"] == b["group"] else "unrelated"
+            neg_by[kind] += 1
+            if same:
+                fp += 1
+                fp_by[kind] += 1
+    return {"tp": tp, "fp": fp, "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else 1.0,
+            "recall": tp / (tp + fn) if tp + fn else 1.0,
+            "by_kind": dict(by_kind), "fp_by": dict(fp_by), "neg_by": dict(neg_by)}
+
+
+def bench_quality(thresholds: list[float]) -> None:
+    docs = build_labelled_set()
+    stories = len({d["story"] for d in docs})
+    print(f"\n## Quality: {len(docs)} documents, {stories} stories "
+          f"({len(docs) * (len(docs) - 1) // 2} pairs) from {CORPUS.name} + the seed set\n")
+    print("| threshold | order | precision | recall | TP | FP | FN | false merges (same subject / unrelated) |")
+    print("|---|---|---|---|---|---|---|---|")
+    details = None
+    for threshold in thresholds:
+        partitions = []
+        for order_seed in (1, 2):
+            order = list(range(len(docs)))
+            random.Random(order_seed).shuffle(order)
+            with tempfile.TemporaryDirectory() as tmp:
+                store = Store.from_url(f"sqlite:///{tmp}/q.db")
+                t0 = time.perf_counter()
+                predicted_in_order = run_index(store, StoryIndex(threshold=threshold), [docs[i] for i in order])
+                elapsed = time.perf_counter() - t0
+                store.dispose()
+            predicted = [None] * len(docs)
+            for pos, i in enumerate(order):
+                predicted[i] = predicted_in_order[pos]
+            partitions.append(predicted)
+            r = evaluate(docs, predicted)
+            print(f"| {threshold} | shuffle {order_seed} | {r['precision']:.4f} | {r['recall']:.4f} | {r['tp']} | "
+                  f"{r['fp']} | {r['fn']} | {r['fp_by'].get('same subject', 0)} / {r['fp_by'].get('unrelated', 0)} |")
+            if threshold == 0.5 and order_seed == 1:
+                details = r
+        same = partitions[0] == partitions[1]
+        print(f"|  | both orders give identical story ids | {same} | | | | | ({elapsed / len(docs) * 1000:.2f} ms/doc) |")
+    if details:
+        print("\nRecall per kind of copy (pairs original–copy, threshold 0.5, clusters):\n")
+        print("| copy | found / pairs | recall |")
+        print("|---|---|---|")
+        for kind, (found, total) in sorted(details["by_kind"].items()):
+            print(f"| {kind} | {found} / {total} | {found / total:.3f} |")
+        print(f"\nNegative pairs: {details['neg_by'].get('same subject', 0)} on the same subject "
+              f"(hard), {details['neg_by'].get('unrelated', 0)} unrelated.")
+
+
+# -- scale ------------------------------------------------------------------------------
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Backend:
+    def __init__(self, name: str, tmp: str):
+        self.name = name
+        if name == "sqlite":
+            self.path = f"{tmp}/scale.db"
+            self.url = f"sqlite:///{self.path}"
+            self.schema = None
+        else:
+            self.schema = "bench_" + uuid.uuid4().hex[:10]
+            admin = create_engine(PG_SERVER)
+            with admin.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA {self.schema}"))
+            admin.dispose()
+            self.url = f"{PG_SERVER}?options=-csearch_path%3D{self.schema}"
+        self.store = Store.from_url(self.url)
+
+    def drop(self) -> None:
+        self.store.dispose()
+        if self.schema:
+            admin = create_engine(PG_SERVER)
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE"))
+            admin.dispose()
+
+    def size_mb(self) -> float:
+        if self.schema is None:
+            return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p)) / 2**20
+        with self.store.begin() as conn:
+            return conn.execute(text("SELECT pg_total_relation_size('story_bands')")).scalar_one() / 2**20
+
+    def bulk_load(self, first_id: int, count: int, keys_per_article: int, created_at: str) -> None:
+        """Synthetic index entries for ``count`` articles: dropping the band indexes, loading
+        in big batches, then building the indexes again (as a restore would)."""
+        rng = np.random.default_rng(first_id)
+        raw = self.store.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("DROP INDEX IF EXISTS ix_story_bands_band")
+            cur.execute("DROP INDEX IF EXISTS ix_story_bands_created_at")
+            raw.commit()
+            batch = 50_000
+            for start in range(first_id, first_id + count, batch):
+                n = min(batch, first_id + count - start)
+                keys = rng.integers(-(2**63), 2**63 - 1, size=n * keys_per_article, dtype=np.int64).tolist()
+                ids = np.repeat(np.arange(start, start + n, dtype=np.int64), keys_per_article).tolist()
+                if self.schema is None:
+                    cur.executemany("INSERT INTO story_bands (band, article_id, created_at) VALUES (?, ?, ?)",
+                                    zip(keys, ids, itertools.repeat(created_at)))
+                else:
+                    with cur.copy("COPY story_bands (band, article_id, created_at) FROM STDIN") as copy:
+                        copy.write("".join(f"{k}\t{a}\t{created_at}\n" for k, a in zip(keys, ids)))
+            raw.commit()
+            cur.execute("CREATE INDEX ix_story_bands_band ON story_bands (band)")
+            cur.execute("CREATE INDEX ix_story_bands_created_at ON story_bands (created_at)")
+            if self.schema is None:
+                cur.execute("ANALYZE")
+            else:
+                cur.execute("ANALYZE story_bands")
+            raw.commit()
+        finally:
+            raw.close()
+
+
+def time_decides(store: Store, index: StoryIndex, items: list[dict], rounds: int) -> list[float]:
+    times = []
+    with store.engine.connect() as conn:
+        for _ in range(rounds):
+            for item in items:
+                trans = conn.begin()
+                t0 = time.perf_counter()
+                index.decide(conn, item)
+                times.append((time.perf_counter() - t0) * 1000)
+                trans.rollback()
+    return times
+
+
+def bench_scale(sizes: list[int], backends: list[str], budget: float) -> None:
+    docs = build_labelled_set()
+    by_story = defaultdict(list)
+    for d in docs:
+        by_story[d["story"]].append(d)
+    stories = sorted(by_story)
+    random.Random(3).shuffle(stories)
+    stored_stories, fresh_stories = stories[: len(stories) // 2], stories[len(stories) // 2:]
+    stored = [d for s in stored_stories for d in by_story[s] if d["kind"] == "original"]
+    copies = [d for s in stored_stories for d in by_story[s] if d["kind"] in ("repost", "edited", "feed_only")][:150]
+    fresh = [d for s in fresh_stories for d in by_story[s] if d["kind"] == "original"][:150]
+    index = StoryIndex()
+    keys_per_article = 36  # 32 bands + title, lead, URL and source keys
+    print(f"\n## Scale: decide() per article, {len(fresh)} new articles and {len(copies)} copies of stored "
+          f"ones, timed over the index of N articles (synthetic entries, {keys_per_article} keys each, "
+          f"plus {len(stored)} real articles)\n")
+    print("| backend | N articles | index rows | load s | decide new: median ms | p90 ms | "
+          "decide copy: median ms | p90 ms | index size MB | process RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    started = time.perf_counter()
+    for name in backends:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+            try:
+                backend = Backend(name, tmp)
+            except Exception as exc:  # PostgreSQL not running: say so, go on
+                print(f"| {name} | unavailable: {exc.__class__.__name__} | | | | | | | | |")
+                continue
+            try:
+                run_index(backend.store, index, stored)
+                loaded, load_rate = 0, None
+                for n in sizes:
+                    spent = time.perf_counter() - started
+                    if load_rate and (n - loaded) / load_rate > budget - spent:
+                        print(f"| {name} | {n:,} | skipped: loading would take ~{(n - loaded) / load_rate:.0f} s, "
+                              f"over the time budget | | | | | | | |")
+                        break
+                    t0 = time.perf_counter()
+                    backend.bulk_load(10_000_000 + loaded, n - loaded, keys_per_article, "2023-09-12 08:00:00")
+                    load_s = time.perf_counter() - t0
+                    load_rate = (n - loaded) / load_s
+                    loaded = n
+                    gc.collect()
+                    time_decides(backend.store, index, fresh[:20], 1)  # warm the caches
+                    new_t = time_decides(backend.store, index, fresh, 2)
+                    copy_t = time_decides(backend.store, index, copies, 2)
+                    with backend.store.begin() as conn:
+                        rows = conn.execute(text("SELECT count(*) FROM story_bands")).scalar_one()
+                    print(f"| {name} | {n:,} | {rows:,} | {load_s:.0f} | {statistics.median(new_t):.2f} | "
+                          f"{np.percentile(new_t, 90):.2f} | {statistics.median(copy_t):.2f} | "
+                          f"{np.percentile(copy_t, 90):.2f} | {backend.size_mb():.0f} | {rss_mb():.0f} |",
+                          flush=True)
+            finally:
+                backend.drop()
+    print(f"\nPeak process RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"total scale time {time.perf_counter() - started:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--scale", action="store_true")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--thresholds", default="0.4,0.5,0.6")
+    parser.add_argument("--budget", type=float, default=600, help="seconds for the scale part")
+    args = parser.parse_args()
+    both = not args.quality and not args.scale
+    if args.quality or both:
+        bench_quality([float(t) for t in args.thresholds.split(",")])
+    if args.scale or both:
+        bench_scale([int(s) for s in args.sizes.split(",")], args.backends.split(","), args.budget)
+
+
+if __name__ == "__main__":
+    main()
