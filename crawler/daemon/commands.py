@@ -108,8 +108,8 @@ def cmd_status(args) -> int:
     from crawler.store import open_store
 
     schedules = None
-    directory = _schedules_dir(args)
-    if args.schedules or os.path.isdir(directory):
+    directory = args.schedules or os.environ.get("NEWSWATCH_SCHEDULES")
+    if directory:
         try:
             schedules = load_schedules(directory)
         except ConfigError as exc:

@@ -227,6 +227,8 @@ class Daemon:
                 if self.scheduler.get_job(self._job_id(name)):
                     self.scheduler.remove_job(self._job_id(name))
                 self.adaptive.pop(name, None)
+                row = self.store.get_source(before[name].url)
+                self.store.update_source(row["id"], next_run_at=None)
                 report["removed"].append(name)
         now = datetime.now(timezone.utc)
         for name, source in wanted.items():
@@ -340,9 +342,11 @@ class Daemon:
         except Exception:
             logger.exception("Health check of source %s failed", name)
         interval = self._adapt(source, new, row, started)
-        job = self.scheduler.get_job(self._job_id(name)) if not self.stopping else None
-        next_run = job.next_run_time if job else None
-        self.store.update_source(source_id, next_run_at=to_db_time(next_run), poll_interval=interval)
+        job = self.scheduler.get_job(self._job_id(name))
+        values = {"poll_interval": interval}
+        if job is not None and job.next_run_time is not None:
+            values["next_run_at"] = to_db_time(job.next_run_time)
+        self.store.update_source(source_id, **values)
         if new and not self.stopping:
             self._poke_outbox()  # alerts of the new articles leave now, not at the next tick
 

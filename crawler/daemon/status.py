@@ -37,9 +37,8 @@ def collect_status(store, schedules: Schedules | None = None, now: datetime | No
         result_sources.append({
             "name": row.get("name") or row["url"],
             "url": row["url"],
-            "schedule": schedule.describe() if schedule else ("disabled" if False else "not scheduled"),
-            "enabled": bool(schedule and schedule.enabled),
-            "next_run_at": _iso(row.get("next_run_at")) if schedule and schedule.enabled else None,
+            "schedule": _describe(schedule, row, schedules),
+            "next_run_at": _iso(row.get("next_run_at")) if not schedule or schedule.enabled else None,
             "poll_interval": row.get("poll_interval"),
             "last_run_at": _iso(row.get("last_run_at")),
             "last_success_at": _iso(row.get("last_success_at")),
@@ -63,6 +62,14 @@ def collect_status(store, schedules: Schedules | None = None, now: datetime | No
                    "sent": counts.get("sent", 0), "dead": counts.get("dead", 0),
                    "oldest_due_age": (now - oldest).total_seconds() if oldest else None},
     }
+
+
+def _describe(schedule, row: dict, schedules) -> str:
+    if schedule is not None:
+        return schedule.describe() + ("" if schedule.enabled else " (disabled)")
+    if schedules is not None:
+        return "not in the schedules"
+    return f"every {format_duration(row['poll_interval'])}" if row.get("poll_interval") else "-"
 
 
 def _iso(value: datetime | None) -> str | None:
