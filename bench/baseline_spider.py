@@ -77,7 +77,7 @@ def run(urls: list[str], settings: dict | None = None) -> dict:
     from scrapy.crawler import CrawlerProcess
 
     started = time.monotonic()
-    process = CrawlerProcess({**SETTINGS, **(settings or {})}, install_root_handler=True)
+    process = CrawlerProcess({**SETTINGS, **(settings or {})})
     crawler = process.create_crawler(BaselineSpider)
     process.crawl(crawler, urls=urls)
     process.start()

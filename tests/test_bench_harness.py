@@ -1,0 +1,121 @@
+"""The throughput benchmark's generated newsroom and harness, at a small size: the pages
+are what the benchmark claims (distinct, realistic size, behind feeds), the baseline
+fetches every page, and a crawl stores every article exactly once. No speed is asserted."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import ROOT
+
+if str(ROOT) not in sys.path:  # bench/ is not an installed package: run from the checkout
+    sys.path.insert(0, str(ROOT))
+
+from bench.harness import ServedNewsroom, generate_queries, measure, run_baseline, run_newswatch
+from bench.newsroom_gen import PER_FEED, Newsroom
+
+EPOCH = datetime(2026, 11, 1, tzinfo=timezone.utc)
+ARTICLES, TEMPLATES = 60, 3
+
+
+@pytest.fixture(scope="module")
+def room():
+    return Newsroom(ARTICLES, TEMPLATES, epoch=EPOCH)
+
+
+@pytest.fixture(scope="module")
+def served():
+    with ServedNewsroom(ARTICLES, TEMPLATES, epoch=EPOCH) as newsroom:
+        yield newsroom
+
+
+def test_pages_are_deterministic_distinct_and_realistically_sized(room):
+    again = Newsroom(ARTICLES, TEMPLATES, epoch=EPOCH)
+    assert [room.page(i) for i in (0, 31, 59)] == [again.page(i) for i in (0, 31, 59)]
+    assert len({a.path for a in room.articles}) == ARTICLES
+    assert len({a.title for a in room.articles}) == ARTICLES
+    sizes = {}
+    for article in room.articles:
+        page = room.page(article.index)
+        assert page.count(b"<p>") >= 8 and b"<script" in page and b"<nav" in page and b"comments" in page
+        sizes.setdefault(article.site, []).append(len(page))
+    # Templates span the 30-120 KB range: the smallest site near 30 KB, the largest near 120 KB.
+    assert 26_000 < min(sizes[0]) and max(sizes[0]) < 45_000
+    assert 100_000 < min(sizes[TEMPLATES - 1]) and max(sizes[TEMPLATES - 1]) < 130_000
+
+
+def test_bodies_share_almost_no_shingles(room):
+    from crawler.dedupe.fingerprints import shingles
+
+    sets = [shingles("\n\n".join(room.paragraphs(i))) for i in range(ARTICLES)]
+    worst = max(len(a & b) / len(a | b) for a, b in itertools.combinations(sets, 2))
+    assert worst < 0.1, worst
+
+
+def test_every_article_is_in_exactly_one_feed_of_at_most_50(room):
+    from crawler.spiders.parsing import parse_feed
+
+    base = "http://127.0.0.1:9"
+    listed = []
+    kinds = set()
+    for name in room.feeds:
+        content_type, body = room.feed(name, base)
+        kinds.add(content_type.split(";")[0])
+        entries = parse_feed(body, f"{base}/feeds/{name}")
+        assert 0 < len(entries) <= PER_FEED
+        listed += [e.url for e in entries]
+    assert sorted(listed) == sorted(room.url(i, base) for i in range(ARTICLES))
+    big = Newsroom(5000, 20, epoch=EPOCH)
+    assert len(big.feeds) == 100 and {len(v) for v in big.feeds.values()} == {PER_FEED}
+    assert {big.feed_kind(name) for name in big.feeds} == {"rss", "atom"}
+
+
+def test_generated_queries_are_distinct_and_valid(room):
+    from crawler.alerts.query import parse_query
+
+    queries = generate_queries(room, 300)
+    assert len(set(queries)) == 300
+    for query in queries:
+        parse_query(query)
+
+
+def test_measure_sees_memory_and_cpu_of_child_processes():
+    code = ("import multiprocessing as m, time\n"
+            "def work():\n    b = bytearray(80 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.0)\n"
+            "if __name__ == '__main__':\n    p = m.Process(target=work); p.start(); p.join()\n"
+            "    sum(i * i for i in range(3_000_000))\n")
+    result = measure([[sys.executable, "-c", code]])
+    assert result.returncodes == [0]
+    assert result.peak_rss > 80 * 2**20  # the grandchild's pages are counted
+    assert result.cpu > 0.1
+
+
+def test_baseline_fetches_every_page_once(served, tmp_path):
+    before = served.requests()
+    result = run_baseline(served, tmp_path)
+    after = served.requests()
+    assert result.pages == ARTICLES and result.extra["extracted"] == ARTICLES
+    fetched = {path: after[path] - before[path] for path in served.article_paths()}
+    assert set(fetched.values()) == {1}, fetched
+    assert sum(after[p] - before[p] for p in served.room.feed_paths()) == len(served.room.feeds)
+
+
+def test_crawl_stores_every_article_exactly_once(served, tmp_path):
+    queries = generate_queries(served.room, 50)
+    before = served.requests()
+    result = run_newswatch(served, f"sqlite:///{tmp_path / 'bench.db'}", tmp_path, queries, "crawl")
+    after = served.requests()
+    assert result.extra["errors"] == 0
+    assert result.extra["articles"] == result.extra["urls"] == result.extra["new"] == ARTICLES
+    assert result.extra["stories"] == ARTICLES  # near-duplicate detection clustered nothing
+    assert {path: after[path] - before[path] for path in served.article_paths()} == \
+        {path: 1 for path in served.article_paths()}
+    lines = [json.loads(line) for line in (tmp_path / "articles.jsonl").read_text("utf-8").splitlines()]
+    assert sorted(a["url"] for a in lines) == sorted(served.base_url + p for p in served.article_paths())
+    titles = {a.title for a in served.room.articles}
+    assert {a["title"] for a in lines} == titles
