@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.exceptions import DropItem
+from sqlalchemy.exc import IntegrityError
 
 from crawler.alerts.matcher import Matcher
 from crawler.alerts.query import parse_query
@@ -240,6 +241,11 @@ class StorePipeline:
     def process_item(self, item, spider=None):
         try:
             self._store(item)
+        except IntegrityError:
+            # Another crawler sharing this database stored the same page a moment ago.
+            drop = AlreadyStored(f"{item['url']} was stored meanwhile by another crawler")
+            _count_drop(self.crawler, drop)
+            raise drop from None
         except Exception:
             logger.exception("%s: could not store the article", item.get("url"))
             self.crawler.stats.inc_value("newswatch/errors")

@@ -9,6 +9,7 @@ from scrapy.settings import Settings
 from scrapy.utils.conf import closest_scrapy_cfg
 from scrapy.utils.project import get_project_settings
 
+from crawler.frontier import use_redis_frontier
 from crawler.store import resolve_db_url
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def build_settings(db: str | None = None, watch: list[str] | None = None, output
                                      "overwrite": False}}, priority="cmdline")
     for key, value in (overrides or {}).items():
         settings.set(key, value, priority="cmdline")
+    use_redis_frontier(settings)
     return settings
 
 

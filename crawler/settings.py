@@ -48,6 +48,7 @@ SOURCES_SITEMAP_MAX_PAGES = 500
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = "INFO"
+LOG_FORMATTER = "crawler.logformatter.NewswatchLogFormatter"
 FEED_EXPORT_ENCODING = "utf-8"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 
@@ -59,3 +60,8 @@ PROGRESS_ENABLED = False  # `newswatch crawl` switches it on when stderr is a te
 PROGRESS_INTERVAL = 0.5
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATEFORMAT = "%H:%M:%S"
+
+# -- scale-out ------------------------------------------------------------------------
+FRONTIER_REDIS_URL = None  # e.g. redis://127.0.0.1:6379/0: share the crawl frontier in Redis
+FRONTIER_REDIS_PREFIX = "newswatch"
+FRONTIER_DUPEFILTER_TTL = 600  # seconds a fetched page stays in the shared fingerprint set

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -94,10 +94,17 @@ class Store:
         return store
 
     def create_schema(self) -> None:
-        try:
-            schema.metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open database {self.engine.url!r}: {exc}") from exc
+        """Create missing tables; safe when several processes start at once."""
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    if self.dialect == "postgresql":  # serialise concurrent CREATE TABLEs
+                        conn.execute(text("SELECT pg_advisory_xact_lock(7263501)"))
+                    schema.metadata.create_all(conn)
+                return
+            except SQLAlchemyError as exc:
+                if attempt == 2:
+                    raise StoreError(f"cannot open database {self.engine.url!r}: {exc}") from exc
 
     def drop_schema(self) -> None:
         schema.metadata.drop_all(self.engine)
