@@ -39,7 +39,7 @@ _MAX_NAME_WORDS = 6
 class _Field:
     """The words of one field (title or text) with lazily built position lists."""
 
-    __slots__ = ("tokens", "compounds", "spans", "words", "_pos", "_comp_at", "_comp_pos")
+    __slots__ = ("tokens", "compounds", "spans", "words", "_pos", "_comp_at", "_comp_pos", "_sorted")
 
     def __init__(self, toks: Tokens):
         self.tokens = toks.tokens
@@ -49,6 +49,19 @@ class _Field:
         self.words.update(joined for _, _, joined in self.compounds)
         self._pos = None
         self._comp_at = None
+        self._sorted = None
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        """The distinct words (plain or compound) that start with ``prefix``."""
+        if self._sorted is None:
+            self._sorted = sorted(self.words)
+        words = self._sorted
+        i = bisect.bisect_left(words, prefix)
+        found = []
+        while i < len(words) and words[i].startswith(prefix):
+            found.append(words[i])
+            i += 1
+        return found
 
     def _build(self):
         pos: dict[str, list[int]] = {}
@@ -73,8 +86,10 @@ class _Field:
             found = [(i, i) for i in self._pos.get(word, ())]
             found.extend(self._comp_pos.get(word, ()))
         else:
-            found = [(i, i) for w, lst in self._pos.items() if w.startswith(word) for i in lst]
-            found.extend(occ for w, lst in self._comp_pos.items() if w.startswith(word) for occ in lst)
+            found = []
+            for w in self.with_prefix(word):
+                found.extend((i, i) for i in self._pos.get(w, ()))
+                found.extend(self._comp_pos.get(w, ()))
         if len(found) > 1:
             found.sort()
         return found
@@ -146,9 +161,10 @@ def _meta_keys(article: Mapping) -> set[str]:
 class ArticleIndex:
     """One article, tokenised once: its title and text fields and metadata keys."""
 
-    __slots__ = ("title", "text", "meta")
+    __slots__ = ("title", "text", "meta", "memo")
 
     def __init__(self, article: Mapping, with_spans: bool = False):
+        self.memo: dict[int, bool] = {}  # id(term) -> present; valid while the terms live
         self.title = _Field(tokenize(article.get("title") or "", with_spans))
         self.text = _Field(tokenize(article.get("text") or "", with_spans))
         self.meta = _meta_keys(article)
@@ -181,15 +197,20 @@ def _term_occurrences(term: Term, fld: _Field) -> list[tuple[int, int]]:
 
 
 def _term_in_field(term: Term, fld: _Field) -> bool:
-    if not term.prefix and len(term.chunks) == 1 and len(term.chunks[0]) == 1:
-        return term.chunks[0][0] in fld.words
+    if len(term.chunks) == 1 and len(term.chunks[0]) == 1:
+        word = term.chunks[0][0]
+        return bool(fld.with_prefix(word)) if term.prefix else word in fld.words
     return bool(_term_occurrences(term, fld))
 
 
 def _term_present(term: Term | Meta, art: ArticleIndex) -> bool:
     if isinstance(term, Meta):
         return term.key in art.meta
-    return any(_term_in_field(term, fld) for fld in art.fields(term.field))
+    memo = art.memo
+    found = memo.get(id(term))
+    if found is None:
+        found = memo[id(term)] = any(_term_in_field(term, fld) for fld in art.fields(term.field))
+    return found
 
 
 def _operand_occurrences(node: Node, fld: _Field, art: ArticleIndex) -> list[tuple[int, int]]:
@@ -394,6 +415,7 @@ class Matcher:
         self._post: dict[str, dict[int, set[int]]] = {}
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
+        self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
         self._bigram_keys = 0
         self._next_id = 0
         for name, query in (queries or {}).items():
@@ -460,19 +482,30 @@ class Matcher:
                 del self._prefix_lengths[len(prefix)]
             if self._prefixes[prefix] <= 0:
                 del self._prefixes[prefix]
+            self._prefix_cache.clear()
 
     def _present_keys(self, art: ArticleIndex) -> set[str]:
         keys = art.title.words | art.text.words
         if self._bigram_keys:
             keys |= art.title.bigrams()
             keys |= art.text.bigrams()
-        if self._prefix_lengths:
-            words = art.title.words | art.text.words
-            lengths = list(self._prefix_lengths)
-            slices = {w[:n] for w in words for n in lengths}  # short words give repeats: harmless
-            keys.update(p + "*" for p in slices & self._prefixes.keys())
+        if self._prefixes:
+            cache = self._prefix_cache
+            if len(cache) > 200_000:
+                cache.clear()
+            for word in art.title.words | art.text.words:
+                found = cache.get(word)
+                if found is None:
+                    found = cache[word] = self._prefix_keys_of(word)
+                if found:
+                    keys.update(found)
         keys |= art.meta
         return keys
+
+    def _prefix_keys_of(self, word: str) -> tuple[str, ...]:
+        """The indexed ``prefix*`` keys that ``word`` starts with."""
+        prefixes = self._prefixes
+        return tuple(word[:n] + "*" for n in self._prefix_lengths if n <= len(word) and word[:n] in prefixes)
 
     def candidates(self, art: ArticleIndex, present: set[str] | None = None) -> set[int]:
         """Ids of the queries whose indexed clauses all have a key in the article."""
@@ -503,7 +536,9 @@ class Matcher:
         for qid in self.candidates(art, present):
             comp = self._by_id[qid]
             if comp.exact:
-                if all(keys.isdisjoint(present) for keys in comp.neg_keys):
+                if len(comp.term_keys) == 1 and not comp.neg_keys:  # one term: it is there
+                    results[comp.name] = [comp.term_keys[0][0]]
+                elif all(keys.isdisjoint(present) for keys in comp.neg_keys):
                     terms = [d for d, keys in comp.term_keys if not keys.isdisjoint(present)]
                     results[comp.name] = list(dict.fromkeys(terms))
             elif evaluate(comp.query.root, art):
