@@ -22,7 +22,7 @@ import py3langid
 from lxml import etree
 from trafilatura.utils import load_html
 
-from crawler.exceptions import NotAnArticle
+from crawler.exceptions import ExtractionError, NotAnArticle
 from crawler.extract.body import extract_paragraphs
 from crawler.extract.boilerplate import remove_boilerplate
 from crawler.extract.dates import extract_dates
@@ -36,11 +36,18 @@ from crawler.extract.metadata import (
     json_ld_objects,
 )
 from crawler.extract.normalize import normalize_quotes, normalize_text
-from crawler.extract.pagetype import check_article_page, check_article_text
+from crawler.extract.pagetype import article_signals, check_article_page, check_article_text, listing_signals
 from crawler.extract.source import source_from_canonical, source_from_links
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
 
 logger = logging.getLogger(__name__)
+
+# Elements trafilatura's cleaning removes in our configuration (settings.MANUALLY_CLEANED,
+# less <form>, <figure>, <picture>, <time> and <math>, which it treats case by case).
+PRE_STRIPPED_TAGS = ("script", "style", "noscript", "template", "svg", "aside", "footer", "nav",
+                     "menu", "iframe", "embed", "object", "applet", "audio", "video", "canvas", "map",
+                     "button", "select", "textarea", "datalist", "dialog", "frame", "frameset",
+                     "noindex", "link", "fencedframe")
 
 ARTICLE_FIELDS = ("url", "canonical_url", "title", "text", "published", "modified", "authors",
                   "language", "page_language", "site_name", "source_url")
@@ -74,9 +81,6 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
     host = (urlsplit(url).hostname or "").lower()
 
     objects = json_ld_objects(tree)
-    # Scripts and styles are read (JSON-LD above); dropping them now spares the body
-    # extractor copying and cleaning them.
-    etree.strip_elements(tree, "script", "style", "noscript", "template", "svg", with_tail=False)
     site_name = extract_site_name(tree, objects)
     title = extract_title(tree, objects, site_name, host)
     check_article_page(tree, url, title, objects)
@@ -89,9 +93,20 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
     # An editorial "Source:" link names the original; a cross-domain canonical may only
     # name the site's main host (a mirror of a copy), so the link wins when both exist.
     source_url = link_source or canonical_source
+    published, modified = extract_dates(tree, objects, url)
+    authors = extract_authors(tree, objects, site_name, host)
+    page_language = extract_page_language(tree)
+    listing = listing_signals(tree)
 
-    paragraphs = extract_paragraphs(tree, url)
+    # Metadata is read: drop what the body extractor would discard anyway (scripts,
+    # navigation, sidebars, footers, embeds), which spares it copying and scanning them.
+    etree.strip_elements(tree, *PRE_STRIPPED_TAGS, with_tail=False)
+    try:
+        paragraphs, link_lines = extract_paragraphs(tree, url)
+    except (ValueError, TypeError, AttributeError, etree.LxmlError) as exc:  # a malformed tree
+        raise ExtractionError(f"body extraction failed at {url}: {exc}") from exc
     paragraphs, removed = remove_boilerplate(paragraphs)
+    removed = link_lines + removed
     if link_block:
         block = normalize_text(link_block)
         if block in paragraphs and paragraphs.index(block) >= len(paragraphs) - 3:
@@ -109,9 +124,8 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
     language = detect_language(body)
     paragraphs = [normalize_quotes(p, language) for p in paragraphs]
     body = "\n\n".join(paragraphs)
-    check_article_text(tree, url, paragraphs, objects)
+    check_article_text(url, paragraphs, article_signals(tree, objects), listing)
 
-    published, modified = extract_dates(tree, objects, url)
     return {
         "url": url,
         "canonical_url": canonical or url,
@@ -119,9 +133,9 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
         "text": body,
         "published": published,
         "modified": modified,
-        "authors": extract_authors(tree, objects, site_name, host),
+        "authors": authors,
         "language": language,
-        "page_language": extract_page_language(tree),
+        "page_language": page_language,
         "site_name": site_name,
         "source_url": source_url,
         "paragraphs": paragraphs,

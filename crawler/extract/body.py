@@ -20,10 +20,22 @@ from crawler.extract.normalize import normalize_text
 
 logger = logging.getLogger(__name__)
 
+LINK_LINE_MAX_CHARS = 150   # a shorter paragraph that is all link text is a teaser
+LINK_MARK = "\x00link\x00"
 RETRY_BELOW_CHARS = 500       # a shorter fast extraction is retried with the fallbacks
 MIN_SPLIT_GAIN_CHARS = 400     # a split-body completion must add at least this much text
 _SKIP_CONTAINER = ("comment", "related", "sidebar", "footer", "newsletter", "promo", "recirc",
                    "share", "social", "teaser", "most-popular", "trending", "author-bio", "caption")
+
+
+_SENTENCE_END = frozenset(".!?…\"”»)")
+
+
+def _text(element) -> str:
+    """The normalised text of an element; a line break (<lb/>) counts as a space."""
+    for lb in element.iter("lb"):
+        lb.tail = " " + (lb.tail or "")
+    return normalize_text("".join(element.itertext()))
 
 
 def _block_texts(element) -> list[str]:
@@ -32,19 +44,23 @@ def _block_texts(element) -> list[str]:
     if tag == "list":
         texts = []
         for item in element.iter("item"):
-            texts.append(normalize_text(" ".join(item.itertext())))
+            texts.append(_text(item))
         return [t for t in texts if t]
     if tag == "table":
         rows = []
         for row in element.iter("row"):
-            cells = [normalize_text(" ".join(cell.itertext())) for cell in row.iter("cell")]
+            cells = [_text(cell) for cell in row.iter("cell")]
             cells = [c for c in cells if c]
             if cells:
                 rows.append(" | ".join(cells))
         return rows
     if tag == "graphic":
         return []
-    text = normalize_text(" ".join(element.itertext()))
+    text = _text(element)
+    if text and tag in ("p", "head") and len(text) < LINK_LINE_MAX_CHARS and text[-1] not in _SENTENCE_END:
+        linked = sum(len(_text(ref)) for ref in element.iter("ref"))
+        if linked >= 0.9 * len(text):
+            return [LINK_MARK + text]  # a line that is one link: a teaser, judged later
     return [text] if text else []
 
 
@@ -66,7 +82,7 @@ def _body_paragraphs(document) -> list[str]:
 def trafilatura_paragraphs(tree, url: str) -> list[str]:
     """Main-content paragraphs as trafilatura sees them (fast, then with fallbacks if short)."""
     options = dict(url=url, favor_precision=True, include_comments=False, include_tables=True,
-                   with_metadata=False)
+                   include_links=True, with_metadata=False)
     document = trafilatura.bare_extraction(tree, fast=True, **options)
     paragraphs = _body_paragraphs(document)
     if sum(len(p) for p in paragraphs) < RETRY_BELOW_CHARS:
@@ -153,6 +169,9 @@ def complete_split_body(tree, paragraphs: list[str]) -> list[str]:
     return [text for _, _, text in merged]
 
 
-def extract_paragraphs(tree, url: str) -> list[str]:
+def extract_paragraphs(tree, url: str) -> tuple[list[str], list[str]]:
+    """(paragraphs, link-only lines dropped)."""
     paragraphs = trafilatura_paragraphs(tree, url)
-    return complete_split_body(tree, paragraphs)
+    links = [p[len(LINK_MARK):] for p in paragraphs if p.startswith(LINK_MARK)]
+    paragraphs = [p for p in paragraphs if not p.startswith(LINK_MARK)]
+    return complete_split_body(tree, paragraphs), links

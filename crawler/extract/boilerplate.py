@@ -31,12 +31,12 @@ _LABEL_ONLY = re.compile(
     r"\d+ comments?|leave a (comment|reply)|laisser un commentaire|laissez un commentaire|"
     r"kommentar schreiben|deja un comentario|(show|load) (more )?comments|read more|read next|"
     r"continue reading|next article|previous article|article suivant|article précédent|"
-    r"follow us( on .{1,30})?|suivez-nous( sur .{1,30})?|folgen sie uns( auf .{1,30})?|síguenos( en .{1,30})?|"
+    r"don'?t miss|must read|editor'?s picks?|(the )?[\w'’ ]{1,30} newsletter|follow us( on .{1,30})?|suivez-nous( sur .{1,30})?|folgen sie uns( auf .{1,30})?|síguenos( en .{1,30})?|"
     r"image|photo|video|gallery|listen|listen to this article|advertisement)\s*[:.!]?$",
     re.I)
 
 _LABEL_PREFIX = re.compile(
-    r"^(read more|read also|also read|related|recommended|see also|more:|watch:|listen:|lire aussi|"
+    r"^(read more|read also|also read|related|recommended|see also|see more|more:|watch:|listen:|lire aussi|"
     r"à lire aussi|a lire aussi|à voir aussi|lesen sie auch|lesen sie mehr|mehr dazu|auch interessant|"
     r"lee también|leer más|ver también|te puede interesar|leggi anche|leia também|leia mais|"
     r"читайте также|смотрите также|подробнее)\b\s*[:>»|-]", re.I)
@@ -57,7 +57,8 @@ _PROMPT = re.compile(
     r"click here to (subscribe|sign up|read)|download (our|the) app|"
     r"this article (was|has been) (originally )?(published|reproduced)|^syndicated (from|by) |"
     r"^(this|the) (article|story|post) (originally|first) (appeared|ran) (on|in|at) |"
-    r"have a (news )?tip\?|contact us at|log in to comment|to comment, please)", re.I)
+    r"have a (news )?tip\?|contact us at|log in to comment|to comment, please|"
+    r"^(e-?mail|follow|contact) .{1,80}(@\w|on twitter|on facebook))", re.I)
 
 _CREDIT = re.compile(
     r"^((photo|image|picture|foto|bild|fotograf[íi]a|illustration|video|credit|crédit|source|quelle|fuente)s?"

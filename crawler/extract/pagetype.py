@@ -35,7 +35,8 @@ _SEARCH_PARAMS = {"s", "q", "query", "search", "keyword", "keywords", "text"}
 _LISTING_OG_TYPES = {"website", "profile", "blog"}
 
 
-def _article_signals(tree, objects) -> bool:
+def article_signals(tree, objects) -> bool:
+    """Whether the page declares itself an article (og:type, JSON-LD, article meta)."""
     og_type = (meta_content(tree, "og:type") or "").lower()
     return (og_type == "article" or bool(ld_articles(objects))
             or meta_content(tree, "article:published_time") is not None)
@@ -47,7 +48,7 @@ def check_article_page(tree, url: str, title: str | None, objects: list[dict]) -
     for text in (title or "", normalize_text(h1)):
         if text and len(text) < 120 and _ERROR_TITLE.search(text):
             raise NotAnArticle(f"error page ({text!r}) at {url}")
-    article = _article_signals(tree, objects)
+    article = article_signals(tree, objects)
     body = tree.find(".//body")
     classes = set((body.get("class") or "").lower().split()) if body is not None else set()
     listing_class = classes & _LISTING_BODY_CLASSES
@@ -68,20 +69,29 @@ def check_article_page(tree, url: str, title: str | None, objects: list[dict]) -
         raise NotAnArticle(f"listing page (JSON-LD) at {url}")
 
 
-def check_article_text(tree, url: str, paragraphs: list[str], objects: list[dict]) -> None:
-    """Raise NotAnArticle when what was extracted is no article body."""
+def listing_signals(tree) -> tuple[int, int]:
+    """(headline links, <article> elements): how much the page looks like a list of teasers."""
+    teaser_links = sum(1 for a in tree.xpath("//h2//a | //h3//a | //article//a[@rel='bookmark']")
+                       if len(normalize_text(a.text_content())) > 20)
+    return teaser_links, len(tree.xpath("//article"))
+
+
+def check_article_text(url: str, paragraphs: list[str], is_article: bool, listing: tuple[int, int]) -> None:
+    """Raise NotAnArticle when what was extracted is no article body.
+
+    ``is_article``: the page declares itself an article; ``listing``: :func:`listing_signals`.
+    """
     text = " ".join(paragraphs)
     # Words, counting two CJK characters as one (those scripts do not separate words).
     words = len(_WORD.findall(text)) + len(_CJK.findall(text)) // 2
     if words < MIN_WORDS:
         raise NotAnArticle(f"no article body ({words} words) at {url}")
-    if _article_signals(tree, objects):
+    if is_article:
         return
     # A list of teasers: many short lines, most of them headline links.
-    long_paragraphs = [p for p in paragraphs if len(p) > 150]
-    teaser_links = [a for a in tree.xpath("//h2//a | //h3//a | //article//a[@rel='bookmark']")
-                    if len(normalize_text(a.text_content())) > 20]
-    if len(teaser_links) >= 8 and len(long_paragraphs) < 3:
-        raise NotAnArticle(f"list of {len(teaser_links)} headlines at {url}")
-    if len(tree.xpath("//article")) >= 6 and len(long_paragraphs) < 3:
+    long_paragraphs = sum(1 for p in paragraphs if len(p) > 150)
+    teaser_links, articles = listing
+    if teaser_links >= 8 and long_paragraphs < 3:
+        raise NotAnArticle(f"list of {teaser_links} headlines at {url}")
+    if articles >= 6 and long_paragraphs < 3:
         raise NotAnArticle(f"list of teasers at {url}")
