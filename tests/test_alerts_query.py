@@ -132,3 +132,26 @@ def test_find_spans_accents_and_title_scope():
     assert find_spans("title:coree", text) == []
     assert [text[s:e] for s, e in find_spans("title:coree", text, field="title")] == ["Corée"]
     assert find_spans("coree -nord", "Corée") == [(0, 5)]  # negated terms are not highlighted
+
+
+# --- the shared folding and tokenisation ----------------------------------------------------
+
+from crawler.alerts.text import fold_token, tokenize  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("word", "folded"),
+    [("Corée", "coree"), ("STRAẞE", "strasse"), ("Øresund", "oresund"), ("Łódź", "lodz"),
+     ("ΑΘΉΝΑ", "αθηνα"), ("Москве", "москве"), ("ﬁnance", "finance"), ("Ｇ７", "g7"), ("İstanbul", "istanbul")],
+)
+def test_fold_token(word, folded):
+    assert fold_token(word) == folded
+
+
+def test_tokenize_words_compounds_and_spans():
+    text = "Kim Jong-un’s U.S. trip; 北朝鮮, e\u0301te\u0301"
+    toks = tokenize(text, with_spans=True)
+    assert toks.tokens == ["kim", "jong", "un", "s", "u", "s", "trip", "北", "朝", "鮮", "ete"]
+    assert toks.compounds == [(1, 3, "jonguns"), (4, 5, "us")]
+    assert [text[s:e] for s, e in toks.spans][:3] == ["Kim", "Jong", "un"]
+    assert text[slice(*toks.spans[-1])] == "e\u0301te\u0301"

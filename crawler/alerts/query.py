@@ -50,6 +50,7 @@ SCOPES = ("title", "site", "lang", "source")
 META_SCOPES = ("site", "lang", "source")
 MAX_NEAR = 1000
 MAX_ALTERNATIVES = 16
+MAX_DEPTH = 32
 OPEN_QUOTES = '"\u201c\u201e'
 CLOSE_QUOTES = '"\u201d\u201c'
 _SPECIAL = "()" + OPEN_QUOTES + CLOSE_QUOTES
@@ -301,6 +302,7 @@ class _Parser:
         self.i = 0
         self.scope: str | None = None
         self.scope_pos = 0
+        self.depth = 0
 
     def error(self, message: str, position: int | None = None):
         if position is None:
@@ -359,13 +361,21 @@ class _Parser:
             self.error(f"expected a term between '{op.value}' and '{nxt.value}'", nxt.pos)
         self.error(f"expected a term after '{op.value}', found '{nxt.value}'", nxt.pos)
 
+    def nest(self, tok: _Tok):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.error(f"the query nests parentheses or NOTs more than {MAX_DEPTH} deep", tok.pos)
+
     def parse_unary(self) -> Node:
         tok = self.peek()
         if tok is not None and tok.kind in ("NOT", "MINUS"):
             self.take()
             if not self.starts_unary():
                 self.expected_term_after(tok)
-            return Not(self.parse_unary(), position=tok.pos)
+            self.nest(tok)
+            child = self.parse_unary()
+            self.depth -= 1
+            return Not(child, position=tok.pos)
         return self.parse_near()
 
     def parse_near(self) -> Node:
@@ -407,7 +417,9 @@ class _Parser:
             self.take()
             if (close := self.peek()) is not None and close.kind == "RPAREN":
                 self.error("empty parentheses: expected a term inside '(' ... ')'", close.pos)
+            self.nest(tok)
             node = self.parse_or()
+            self.depth -= 1
             close = self.peek()
             if close is None or close.kind != "RPAREN":
                 where = close.pos if close is not None else len(self.text)
