@@ -30,6 +30,7 @@ from crawler.dedupe.stories import StoryIndex
 from crawler.dedupe.urls import canonicalize_url
 from crawler.exceptions import ConfigError, ExtractionError, NotAnArticle, QueryError
 from crawler.extract import extract_article
+from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
 from crawler.store import open_store
 from crawler.store.repository import utcnow
 
@@ -65,15 +66,22 @@ class ExtractPipeline:
 
     ``EXTRACT_WORKERS`` worker processes (default: one per core; 0 runs inline)."""
 
-    def __init__(self, crawler, workers: int):
+    def __init__(self, crawler, store, workers: int, learn_templates: bool = True, save_every: int = 20):
         self.crawler = crawler
+        self.store = store
         self.workers = workers
+        self.learn_templates = learn_templates
+        self.save_every = save_every
         self.pool: ProcessPoolExecutor | None = None
+        self.templates: dict[str, SiteTemplate] = {}
 
     @classmethod
     def from_crawler(cls, crawler):
-        workers = crawler.settings.getint("EXTRACT_WORKERS", os.cpu_count() or 1)
-        pipeline = cls(crawler, workers)
+        settings = crawler.settings
+        pipeline = cls(crawler, open_store(settings.get("NEWSWATCH_DB")),
+                       workers=settings.getint("EXTRACT_WORKERS", os.cpu_count() or 1),
+                       learn_templates=settings.getbool("EXTRACT_LEARN_TEMPLATES", True),
+                       save_every=settings.getint("EXTRACT_TEMPLATE_SAVE_EVERY", 20))
         crawler.signals.connect(pipeline.close, signal=signals.spider_closed)
         return pipeline
 
@@ -85,15 +93,45 @@ class ExtractPipeline:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+        self._save_templates()
+
+    def _template(self, url: str) -> tuple[str, SiteTemplate | None]:
+        """The learned template of the page's site, loaded from the store on first use."""
+        site = site_of(url)
+        if not self.learn_templates:
+            return site, None
+        template = self.templates.get(site)
+        if template is None:
+            with self.store.begin() as conn:
+                template = self.templates[site] = load_template(conn, site)
+        return site, template
+
+    def _learn(self, site: str, template: SiteTemplate | None, article: dict) -> None:
+        if template is None:
+            return
+        learn_from_page(template, article)
+        if template.new_pages >= self.save_every:
+            with self.store.begin() as conn:
+                save_template(conn, site, template)
+
+    def _save_templates(self) -> None:
+        for site, template in self.templates.items():
+            try:
+                with self.store.begin() as conn:
+                    save_template(conn, site, template)
+            except Exception:
+                logger.exception("could not save the learned template of %s", site)
 
     async def process_item(self, item, spider=None):
         html, url = item.pop("html"), item["url"]
+        site, template = self._template(url)
         try:
             if self.pool is not None:
                 loop = asyncio.get_running_loop()
-                article = await loop.run_in_executor(self.pool, _extract, html, url, item.get("encoding"))
+                article = await loop.run_in_executor(self.pool, _extract, html, url, item.get("encoding"),
+                                                     template)
             else:
-                article = _extract(html, url, item.get("encoding"))
+                article = _extract(html, url, item.get("encoding"), template)
         except NotAnArticle as exc:
             drop = NotAnArticleDrop(str(exc))
             _count_drop(self.crawler, drop)
@@ -105,6 +143,7 @@ class ExtractPipeline:
             drop = ExtractionFailed(f"{url}: {exc}")
             _count_drop(self.crawler, drop)
             raise drop
+        self._learn(site, template, article)
         entry = item.get("feed_entry") or {}
         for key, value in article.items():
             if key not in ("url",):
@@ -117,13 +156,10 @@ class ExtractPipeline:
         return item
 
 
-def _extract(html: bytes, url: str, encoding: str | None) -> dict:
-    if isinstance(html, bytes) and encoding:
-        try:
-            html = html.decode(encoding)
-        except (LookupError, UnicodeDecodeError):
-            pass
-    return extract_article(html, url)
+def _extract(html: bytes, url: str, encoding: str | None, template: SiteTemplate | None) -> dict:
+    """Runs in a worker process: the page bytes and the HTTP charset go to the extractor,
+    which weighs them against the page's own declarations."""
+    return extract_article(html, url, template=template, encoding=encoding)
 
 
 class DedupePipeline:
