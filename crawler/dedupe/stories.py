@@ -57,6 +57,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import xxhash
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from crawler.dedupe.fingerprints import (
@@ -132,6 +134,15 @@ def _article_like(url: str | None) -> bool:
         return False
     path = urlsplit(url).path
     return any(len(seg) >= 8 or any(ch.isdigit() for ch in seg) for seg in path.split("/") if seg)
+
+
+def _insert_ignoring_duplicates(conn: Connection):
+    """INSERT into story_bands that skips keys an article already has (a revision)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql_insert(story_bands).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite_insert(story_bands).on_conflict_do_nothing()
+    return story_bands.insert()
 
 
 def _placeholders(conn: Connection, n: int) -> str:
@@ -302,7 +313,7 @@ class StoryIndex:
         """
         now = now or _utcnow()
         if decision.keys:
-            conn.execute(story_bands.insert(),
+            conn.execute(_insert_ignoring_duplicates(conn),
                          [{"band": k, "article_id": article_id, "created_at": now} for k in decision.keys])
         involved = [decision.story_id, *decision.merged_story_ids]
         rows = {r["id"]: r for r in conn.execute(

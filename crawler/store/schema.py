@@ -111,11 +111,13 @@ stories = Table(
 story_bands = Table(
     "story_bands",
     metadata,
-    Column("band", BigInteger, nullable=False),
-    Column("article_id", BigInteger, nullable=False),
+    # The primary key is the lookup index itself (a WITHOUT ROWID table on SQLite,
+    # index-only scans on PostgreSQL).
+    Column("band", BigInteger, primary_key=True, autoincrement=False),
+    Column("article_id", BigInteger, primary_key=True, autoincrement=False),
     Column("created_at", DateTime, nullable=False),
+    sqlite_with_rowid=False,
 )
-Index("ix_story_bands_band", story_bands.c.band)
 Index("ix_story_bands_created_at", story_bands.c.created_at)
 
 # Learned site templates: how many pages of a site carried a given boilerplate line.
