@@ -72,6 +72,15 @@ def test_template_is_picklable_for_worker_processes():
     assert NEWSDESK not in extract(6, copy)["text"]
 
 
+def test_the_copy_for_workers_is_small_and_removes_the_same_lines():
+    template = learned(range(1, 6))
+    small = template.for_extraction()
+    assert len(small.counts) == 2 and not small.samples
+    assert len(pickle.dumps(small)) < len(pickle.dumps(template)) / 5
+    assert extract(6, small)["paragraphs"] == extract(6, template)["paragraphs"]
+    assert not learned([1]).for_extraction().counts
+
+
 def test_fingerprint_ignores_case_digits_punctuation_and_accents():
     assert fingerprint("- Advertisement -") == fingerprint("ADVERTISEMENT")
     assert fingerprint("Call 0800 555 0199") == fingerprint("call 0900 123 4567!")

@@ -72,7 +72,7 @@ _DATE_WIDGET = re.compile(
     r"(\d{1,2}[ .]+)?([a-zà-ÿäöü]{3,10}\.?[ ]+)?(\d{1,2}(st|nd|rd|th|er)?,?[ ]+)?(19|20)\d{2}"
     r"([ ,]+\d{1,2}[:h]\d{2}( ?[ap]m)?)?$", re.I)
 _WEATHER = re.compile(r"^-?\d{1,2}([.,]\d)?\s*°?\s*[CF]$")
-_ONLY_SYMBOLS = re.compile(r"^[\W_]+$")
+_ONLY_SYMBOLS = re.compile(r"^\W+$")  # "* * *", "•"; an AP-style "___" separator is kept
 
 
 def is_boilerplate(text: str) -> bool:

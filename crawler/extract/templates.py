@@ -10,7 +10,7 @@ never enough.
 The pipeline, per page of site ``host``::
 
     template = load_template(conn, host)            # once per site and crawl, or cached
-    article = extract_article(html, url, template=template)   # in a worker process
+    article = extract_article(html, url, template=template.for_extraction())  # in a worker
     learn_from_page(template, article)              # in the main process
     save_template(conn, host, template)             # adds this run's counts (concurrency safe)
 
@@ -104,6 +104,12 @@ class SiteTemplate:
         """Samples of the lines currently treated as boilerplate (for reports and debugging)."""
         return [self.samples.get(fp, "") for fp, n in sorted(self.counts.items(), key=lambda x: -x[1])
                 if self.active and n >= MIN_PAGES and n >= MIN_SHARE * self.pages]
+
+    def for_extraction(self) -> "SiteTemplate":
+        """A small copy holding only the boilerplate lines: cheap to send to a worker process."""
+        keep = {fp: n for fp, n in self.counts.items()
+                if self.active and n >= MIN_PAGES and n >= MIN_SHARE * self.pages}
+        return SiteTemplate(pages=self.pages, counts=keep)
 
     def mark_saved(self) -> None:
         self.new_pages = 0
