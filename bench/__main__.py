@@ -21,6 +21,7 @@ import argparse
 import logging
 import os
 import platform
+import signal
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -96,8 +97,13 @@ def ratio_line(label: str, top: list[Result], bottom: list[Result], target: floa
     return f"{label}: {value:.2f} (target >= {target:g}) {verdict}"
 
 
+def _stop(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")  # unwinds: the runs and the server are stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     if "postgresql" in only and not postgres_available():
