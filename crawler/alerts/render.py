@@ -16,6 +16,7 @@ Renderers take a *delivery*: any object with ``id``, ``kind``, ``subscription`` 
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -97,22 +98,28 @@ def safe_url(url: object) -> str | None:
 _DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212\u00ad"
 
 
-def fold_text(text: str) -> tuple[str, list[int]]:
-    """Case-, accent- and hyphen-folded ``text`` and, per folded char, its index in ``text``."""
-    out: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        if ch in _DASHES or ch == "_":
-            out.append(" ")
-            index.append(i)
-            continue
-        for part in unicodedata.normalize("NFKD", ch):
-            if unicodedata.combining(part):
-                continue
-            for folded in part.casefold():
-                out.append(folded)
-                index.append(i)
-    return "".join(out), index
+_ASCII_FOLD = str.maketrans({"-": " ", "_": " "})
+
+
+@functools.lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> str:
+    if ch in _DASHES or ch == "_":
+        return " "
+    return "".join(part.casefold() for part in unicodedata.normalize("NFKD", ch)
+                   if not unicodedata.combining(part))
+
+
+def fold_text(text: str) -> tuple[str, list[int] | None]:
+    """Case-, accent- and hyphen-folded ``text`` and, per folded char, its index in ``text``
+    (None when the two line up one to one, as for ASCII text)."""
+    if text.isascii():
+        return text.lower().translate(_ASCII_FOLD), None
+    pieces = [_fold_char(ch) for ch in text]
+    folded = "".join(pieces)
+    if len(folded) == len(text):
+        return folded, None
+    index = [i for i, piece in enumerate(pieces) for _ in piece]
+    return folded, index
 
 
 def _term_pattern(term: str) -> re.Pattern | None:
@@ -140,7 +147,7 @@ def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
     for pattern in filter(None, (_term_pattern(t) for t in terms)):
         for m in pattern.finditer(folded):
             if m.end() > m.start():
-                spans.append((index[m.start()], index[m.end() - 1] + 1))
+                spans.append((index[m.start()], index[m.end() - 1] + 1) if index else (m.start(), m.end()))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:
