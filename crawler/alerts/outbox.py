@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.alerts.notifiers import DEAD, RETRY, SENT, Delivery, NotifierRegistry, Outcome, describe_target
 from crawler.alerts.render import clean_line, make_snippet
@@ -395,7 +396,11 @@ class Dispatcher:
             if group in tried:
                 continue  # claimed (or lost) with an earlier candidate of its group
             tried.add(group)
-            claim = self._claim(candidate, tick())
+            try:
+                claim = self._claim(candidate, tick())
+            except SQLAlchemyError as exc:  # e.g. a deadlock with another dispatcher: leave it to them
+                logger.warning("Could not claim alert %s, skipped this pass: %s", candidate.id, clean_line(exc, 300))
+                continue
             if claim is None:
                 continue  # taken by another dispatcher, or part of a group sent already
             token, rows = claim
@@ -555,8 +560,14 @@ class Dispatcher:
                 error = f"gave up after {attempts} attempts: {error}"
             values = dict(status="dead", lease=None, last_error=error)
             result.dead = len(rows)
-        with self.store.begin() as conn:
-            updated = conn.execute(update(alerts).where(mine).values(**values)).rowcount
+        try:
+            with self.store.begin() as conn:
+                updated = conn.execute(update(alerts).where(mine).values(**values)).rowcount
+        except SQLAlchemyError as exc:
+            # The lease expires and the message goes again, with the same id for receivers to drop.
+            logger.error("Could not record the outcome (%s) of message %s: %s", outcome.status,
+                         rows[0].batch_id or rows[0].id, clean_line(exc, 300))
+            return DispatchResult()
         if updated != len(rows):
             logger.warning("Lost the lease on %d of %d alert(s) of message %s while sending (lease too short?)",
                            len(rows) - updated, len(rows), rows[0].batch_id or rows[0].id)
