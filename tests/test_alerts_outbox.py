@@ -20,7 +20,6 @@ from crawler.alerts.notifiers import NotifierRegistry
 from crawler.alerts.outbox import Dispatcher, DispatchResult, alert_id, enqueue_alerts, next_digest_time
 from crawler.alerts.subscriptions import add_subscription
 from crawler.exceptions import ConfigError
-from crawler.store.repository import Store
 from crawler.store.schema import alerts
 
 from alerts_support import DrivenClock, WebhookReceiver, make_store, module_pg_store
