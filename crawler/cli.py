@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("-o", "--output", metavar="FILE", help="write new articles as JSON lines ('-': stdout)")
     crawl.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a Scrapy/newswatch setting")
+    crawl.add_argument("--no-send", action="store_true",
+                       help="leave the alerts this crawl queued in the outbox (for the daemon)")
     crawl.set_defaults(func=cmd_crawl)
 
     extract = commands.add_parser("extract", help="print the clean article of a saved page or URL")
@@ -87,7 +89,23 @@ def cmd_crawl(args) -> int:
     stats = crawl_once(args.urls, settings)
     summary = summarize(stats)
     print(format_summary(summary), file=sys.stderr)
+    if not args.no_send:
+        _send_due_alerts(settings)
     return 0
+
+
+def _send_due_alerts(settings) -> None:
+    """Deliver what the crawl queued; what cannot go now stays in the outbox for later."""
+    from crawler.alerts.outbox import Dispatcher
+    from crawler.store import open_store
+
+    dispatcher = Dispatcher.from_settings(open_store(settings.get("NEWSWATCH_DB")), settings)
+    try:
+        result = dispatcher.dispatch_due(limit=10_000)
+    finally:
+        dispatcher.close()
+    if result.sent or result.retried or result.dead:
+        print(f"alerts: sent={result.sent} retried={result.retried} dead={result.dead}", file=sys.stderr)
 
 
 def read_target(target: str) -> tuple[bytes, str]:

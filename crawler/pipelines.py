@@ -262,17 +262,30 @@ class MatchPipeline:
 class StorePipeline:
     """Stores the article, its story and its alerts in one transaction."""
 
-    def __init__(self, crawler, store, story_index: StoryIndex):
+    def __init__(self, crawler, store, story_index: StoryIndex, flood_limit: int = 20,
+                 flood_window: float = 600.0):
         self.crawler = crawler
         self.store = store
         self.story_index = story_index
+        self.flood_limit = flood_limit
+        self.flood_window = flood_window
 
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
-        index = StoryIndex(threshold=settings.getfloat("DEDUPE_NEAR_THRESHOLD", 0.5),
-                           window_days=settings.getint("DEDUPE_WINDOW_DAYS", 30))
-        return cls(crawler, open_store(settings.get("NEWSWATCH_DB")), index)
+        return cls(crawler, open_store(settings.get("NEWSWATCH_DB")), StoryIndex.from_settings(settings),
+                   flood_limit=settings.getint("ALERTS_FLOOD_LIMIT", 20),
+                   flood_window=settings.getfloat("ALERTS_FLOOD_WINDOW", 600.0))
+
+    def close_spider(self, spider=None):
+        """Forget index entries older than the window, so the index stays bounded."""
+        try:
+            with self.store.begin() as conn:
+                expired = self.story_index.expire(conn)
+            if expired:
+                logger.info("near-duplicate index: %d old entries expired", expired)
+        except Exception:
+            logger.exception("could not expire the near-duplicate index")
 
     def process_item(self, item, spider=None):
         try:
@@ -314,9 +327,10 @@ class StorePipeline:
         from crawler.alerts.outbox import enqueue_alerts
         from crawler.dedupe.stories import story_info
 
-        size = story_info(conn, item["story_id"]).get("size", 1)
+        size = (story_info(conn, item["story_id"]) or {}).get("size", 1)
         for name, sub in subscriptions.items():
             if item.get("revision_of") and not sub.get("alert_revisions"):
                 continue
             enqueue_alerts(conn, subscription=sub, article=item, story_id=item["story_id"],
-                           article_id=article_id, terms=item["match_terms"].get(name, []), story_size=size)
+                           article_id=article_id, terms=item["match_terms"].get(name, []), story_size=size,
+                           flood_limit=self.flood_limit, flood_window=self.flood_window)

@@ -39,6 +39,17 @@ EXTRACT_TEMPLATE_SAVE_EVERY = 20  # pages of a site between saves of its learned
 DEDUPE_NEAR_THRESHOLD = 0.5
 DEDUPE_WINDOW_DAYS = 30
 
+# -- alerts ---------------------------------------------------------------------------
+ALERTS_FLOOD_LIMIT = 20  # instant alerts per subscription and window before they are batched
+ALERTS_FLOOD_WINDOW = 600  # seconds
+ALERTS_MAX_ATTEMPTS = 8  # sends before an alert is dead-lettered (`newswatch alerts list --failed`)
+ALERTS_RETRY_BASE_DELAY = 30  # seconds; doubles per attempt, with jitter, up to the max
+ALERTS_RETRY_MAX_DELAY = 21600
+ALERTS_LEASE = 300  # seconds a dispatcher owns an alert it is sending before another may retry it
+ALERTS_WEBHOOK_SECRET = None  # default HMAC secret for webhooks of subscriptions without one
+# E-mail: ALERTS_SMTP_HOST, _PORT, _FROM, _USER, _PASSWORD, _STARTTLS, _SSL, _TIMEOUT, as
+# settings or environment variables (settings win); unset host = no e-mail targets.
+
 # -- store ----------------------------------------------------------------------------
 NEWSWATCH_DB = None  # SQLAlchemy URL; None: $NEWSWATCH_DB or sqlite:///data/newswatch.db
 NEWSWATCH_WATCH = []  # ad hoc watch queries (`newswatch crawl --watch`)

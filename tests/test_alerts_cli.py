@@ -27,7 +27,8 @@ def test_subscription_lifecycle_and_one_alert_per_story(newsroom, db_url, tmp_pa
     listed = run_cli("subs", "list", "--db", db_url).stdout
     assert "korea" in listed and "g7" in listed
 
-    result = run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", db_url, "-o", str(tmp_path / "a.jsonl"))
+    result = run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", db_url, "-o", str(tmp_path / "a.jsonl"),
+                     "--no-send")
     assert parse_summary(result.stderr)["matches"] == 1
     pending = run_cli("alerts", "list", "--status", "pending", "--db", db_url).stdout
     assert "korea" in pending and pending.count("\n") == 1
@@ -43,11 +44,25 @@ def test_subscription_lifecycle_and_one_alert_per_story(newsroom, db_url, tmp_pa
     assert "sent=0" in run_cli("alerts", "send", "--db", db_url).stdout
     run_cli("subs", "pause", "g7", "--db", db_url)
     publish_held_back(newsroom)
-    result = run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", db_url)
+    result = run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", db_url)  # sends what it queued
     assert parse_summary(result.stderr)["new"] == 1
-    run_cli("alerts", "send", "--db", db_url)
     assert not (tmp_path / "g7.jsonl").exists()
+    assert len([h for h in newsroom.hooks if h["path"] == "/hooks/korea"]) == 1
     backtest = run_cli("subs", "backtest", "g7", "--since", "1d", "--db", db_url).stdout
     assert "G7 finance ministers" in backtest and "1 alert(s)" in backtest
     run_cli("subs", "rm", "g7", "--db", db_url)
     assert "g7" not in run_cli("subs", "list", "--db", db_url).stdout
+
+
+def test_crawl_delivers_the_alerts_it_queued(newsroom, sqlite_url, tmp_path):
+    target = tmp_path / "alerts.jsonl"
+    run_cli("subs", "add", "g7", "G7 AND (tariff* OR Ukraine)", "--notify", str(target), "--db", sqlite_url)
+    run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", sqlite_url)
+    assert not target.exists()
+    publish_held_back(newsroom)
+    result = run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", sqlite_url)
+    assert "alerts: sent=1" in result.stderr
+    [alert] = [json.loads(line) for line in target.read_text("utf-8").splitlines()]
+    assert "G7 finance ministers" in json.dumps(alert, ensure_ascii=False)
+    run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", sqlite_url)
+    assert len(target.read_text("utf-8").splitlines()) == 1

@@ -198,6 +198,7 @@ def _subs_backtest(args) -> int:
 
 
 def cmd_alerts(args) -> int:
+    from crawler.alerts.notifiers.base import describe_target
     from crawler.alerts.outbox import Dispatcher
     from crawler.alerts.render import sanitize_terminal
     from crawler.runner import build_settings
@@ -211,7 +212,8 @@ def cmd_alerts(args) -> int:
                 title = (alert.get("payload") or {}).get("title") or ""
                 error = f"  last error: {alert['last_error']}" if alert.get("last_error") else ""
                 print(f"{alert['id'][:16]}  {alert['status']:<7} {alert['attempts']} tries  "
-                      f"{sanitize_terminal(alert['subscription'], True)} -> {sanitize_terminal(alert['target'], True)}"
+                      f"{sanitize_terminal(alert['subscription'], True)} -> "
+                      f"{sanitize_terminal(describe_target(alert['target']), True)}"
                       f"  {sanitize_terminal(title, True)[:80]}{sanitize_terminal(error, True)}")
         elif args.alerts_action == "retry":
             ids = [i for i in args.ids] or None
