@@ -5,76 +5,16 @@ one scheduler per database, bad schedules refused."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import ROOT, publish_held_back, run_cli
-from sqlalchemy import func, select
+from conftest import publish_held_back, run_cli
+from daemon_helpers import (DaemonProcess, Db, SentryReceiver, g7_schedules, hook_ids, hooks, wait_for,
+                            write_schedules)
 
 from crawler.daemon.lock import current_owner
-from crawler.store import Store
-from crawler.store.schema import alerts, articles, runs, sources
-
-FAST = ["-s", "DAEMON_HEARTBEAT=1", "-s", "DAEMON_DISPATCH_INTERVAL=0.3", "-s", "RETRY_ENABLED=False",
-        "-s", "DAEMON_SHUTDOWN_GRACE=20"]
-
-
-def wait_for(condition, timeout: float = 60, interval: float = 0.2, what: str = "condition", daemon=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if daemon is not None and daemon.process.poll() is not None:
-            raise AssertionError(f"daemon exited ({daemon.process.returncode}) waiting for {what}\n{daemon.log()}")
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{daemon.log()}" if daemon else ""))
-
-
-class DaemonProcess:
-    """`python -m crawler.cli run` in a subprocess, its output in a log file."""
-
-    def __init__(self, tmp_path: Path, schedules: Path, db_url: str, extra: list[str] | None = None,
-                 env: dict | None = None):
-        self.schedules = schedules
-        self.db_url = db_url
-        self.extra = FAST + list(extra or [])
-        self.env = dict(os.environ, **(env or {}))
-        self.env.pop("NEWSWATCH_DB", None)
-        self.log_path = tmp_path / f"daemon-{time.monotonic_ns()}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "DaemonProcess":
-        self._log = open(self.log_path, "w", encoding="utf-8")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", "run", "--schedules", str(self.schedules), "--db", self.db_url,
-             *self.extra], cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text("utf-8", errors="replace")
-
-    def signal(self, sig) -> None:
-        self.process.send_signal(sig)
-
-    def wait(self, timeout: float = 60) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._log.close()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        if getattr(self, "_log", None):
-            self._log.close()
-
+from crawler.store.schema import alerts, articles, runs
 
 @pytest.fixture
 def daemons():
@@ -88,51 +28,6 @@ def daemons():
     yield start
     for daemon in started:
         daemon.stop()
-
-
-def write_schedules(directory: Path, text: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "news.toml").write_text(text, "utf-8")
-    return directory
-
-
-def g7_schedules(room, every: str = "1s", extra: str = "") -> str:
-    return f"""
-[[source]]
-name = "room"
-url = "{room.url('/feeds/main.rss')}"
-every = "{every}"
-
-[[subscription]]
-name = "g7"
-query = '"finance ministers"'
-notify = ["{room.url('/hooks/g7')}"]
-{extra}"""
-
-
-class Db:
-    def __init__(self, url: str):
-        self.store = Store.from_url(url)
-
-    def source(self, name: str) -> dict:
-        with self.store.begin() as conn:
-            row = conn.execute(select(sources).where(sources.c.name == name)).mappings().first()
-        return dict(row) if row else {}
-
-    def runs(self, name: str) -> int:
-        return self.source(name).get("runs") or 0
-
-    def count(self, table, *where) -> int:
-        with self.store.begin() as conn:
-            return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-
-
-def hooks(room, path: str) -> list[dict]:
-    return [h for h in list(room.hooks) if h["path"] == path]
-
-
-def hook_ids(room, path: str, start: int = 0) -> list[str]:
-    return [h["headers"].get("X-Newswatch-Alert-Id") for h in hooks(room, path)[start:]]
 
 
 @pytest.fixture
@@ -170,11 +65,17 @@ def test_new_matching_article_is_alerted_once_and_sigterm_exits_cleanly(tmp_path
     as_json = json.loads(run_cli("status", "--db", db, "--json").stdout)
     assert as_json["sources"][0]["consecutive_failures"] == 0 and as_json["sources"][0]["next_run_at"]
 
+    # SIGTERM while a crawl is in flight: it may finish (grace period), is recorded, exit 0.
+    newsroom.fault("/feeds/main.rss", "slow", times=1, seconds=2)
+    asked = len(newsroom.requested("/feeds/main.rss"))
+    wait_for(lambda: len(newsroom.requested("/feeds/main.rss")) > asked, what="the slow request", daemon=daemon)
+    runs_before = state.count(runs)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(60) == 0, daemon.log()
-    assert "Stopped cleanly" in daemon.log()
+    assert "1 crawl(s) in flight" in daemon.log() and "Stopped cleanly" in daemon.log()
+    assert state.count(runs) == runs_before + 1  # the in-flight run finished and was recorded
+    assert state.count(runs, runs.c.status != "ok") == 0
     assert current_owner(state.store) is None  # lease released
-    assert state.count(runs, runs.c.status == "running") == 0
 
 
 def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(tmp_path, newsroom, db, daemons):
@@ -262,6 +163,8 @@ every = "1s"
 
 
 def test_broken_source_raises_one_health_alert_and_one_recovery(tmp_path, newsroom, db, daemons):
+    """Also checks the Sentry Crons check-ins of those runs (real envelopes, loopback receiver)."""
+    sentry = SentryReceiver()
     health = f"""
 [health]
 notify = ["{newsroom.url('/hooks/health')}"]
@@ -269,7 +172,7 @@ failures = 2
 """
     schedules = write_schedules(tmp_path / "schedules", g7_schedules(newsroom, every="0.5s", extra=health))
     newsroom.fault("/feeds/main.rss", "status", code=500)
-    daemon = daemons(tmp_path, schedules, db)
+    daemon = daemons(tmp_path, schedules, db, env={"SENTRY_DSN": sentry.dsn})
     state = Db(db)
     wait_for(lambda: hooks(newsroom, "/hooks/health"), what="the health alert", daemon=daemon)
     wait_for(lambda: (state.source("room").get("consecutive_failures") or 0) >= 5, what="more failed runs",
@@ -288,8 +191,30 @@ failures = 2
     received = hooks(newsroom, "/hooks/health")
     assert [json.loads(h["body"])["alerts"][0]["event"] for h in received] == ["failing", "recovered"]
     assert state.source("room")["health"] == "ok"
+
+    # Sentry Crons: every run opened a check-in and closed the same one, error then ok.
+    wait_for(lambda: {c["status"] for c in sentry.checkins("newswatch-room")} >= {"in_progress", "error", "ok"},
+             timeout=30, what="the check-ins")
+    assert all(path == "/api/1/envelope/" for path in sentry.paths)
+    checkins = sentry.checkins("newswatch-room")
+    opened = [c for c in checkins if c["status"] == "in_progress"]
+    closed = {c["check_in_id"]: c["status"] for c in checkins if c["status"] != "in_progress"}
+    assert opened[0]["monitor_config"]["schedule"] == {"type": "interval", "value": 1, "unit": "minute"}
+    assert closed[opened[0]["check_in_id"]] == "error"  # the first runs failed ...
+    assert list(closed.values())[-1] == "ok"  # ... the last ones succeeded
+    sentry.close()
+
+    # A crawl that hangs: the first SIGTERM waits for it, a second one exits at once.
+    newsroom.fault("/feeds/main.rss", "hang", seconds=60)
+    asked = len(newsroom.requested("/feeds/main.rss"))
+    wait_for(lambda: len(newsroom.requested("/feeds/main.rss")) > asked, what="the hanging request", daemon=daemon)
     daemon.signal(signal.SIGTERM)
-    assert daemon.wait(60) == 0, daemon.log()
+    wait_for(lambda: "Stopping (SIGTERM)" in daemon.log(), what="the drain", daemon=daemon)
+    assert daemon.process.poll() is None  # still waiting for the crawl
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(30) == 1
+    assert "second SIGTERM: exiting now" in daemon.log()
+    newsroom.release()
 
 
 def test_bad_schedule_file_is_refused_at_start(tmp_path, db):

@@ -1,86 +1,15 @@
 """Sentry, for real: SENTRY_DSN points at a receiver on loopback and we read the envelopes
-sentry-sdk actually sends (errors with source and URL, once; Crons check-ins per source)."""
+sentry-sdk actually sends: spider and pipeline errors, once each, with source and URL.
+(The daemon's Crons check-ins are checked in test_daemon_run's health test.)"""
 
 from __future__ import annotations
 
-import gzip
-import json
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import ROOT
-from test_daemon_run import Db, wait_for, write_schedules
-
-
-def parse_envelope(data: bytes) -> list[tuple[dict, object]]:
-    """The (item header, payload) pairs of a Sentry envelope (https://develop.sentry.dev/sdk/envelopes/)."""
-    lines = data.split(b"\n", 1)
-    rest = lines[1] if len(lines) > 1 else b""
-    items = []
-    while rest.strip():
-        header_line, _, rest = rest.partition(b"\n")
-        header = json.loads(header_line)
-        if "length" in header:
-            payload, rest = rest[:header["length"]], rest[header["length"] + 1:]
-        else:
-            payload, _, rest = rest.partition(b"\n")
-        try:
-            items.append((header, json.loads(payload)))
-        except ValueError:
-            items.append((header, payload))
-    return items
-
-
-class SentryReceiver:
-    """A tiny Sentry ingestion endpoint on 127.0.0.1 that keeps every envelope item."""
-
-    def __init__(self):
-        self.items: list[tuple[dict, object]] = []
-        self.paths: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                encoding = (self.headers.get("Content-Encoding") or "").lower()
-                if encoding == "gzip":
-                    body = gzip.decompress(body)
-                elif encoding == "br":
-                    import brotli
-
-                    body = brotli.decompress(body)
-                receiver.paths.append(self.path)
-                receiver.items.extend(parse_envelope(body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def dsn(self) -> str:
-        return f"http://publickey@127.0.0.1:{self.server.server_address[1]}/1"
-
-    def events(self) -> list[dict]:
-        return [p for h, p in list(self.items) if h.get("type") == "event"]
-
-    def checkins(self, slug: str) -> list[dict]:
-        return [p for h, p in list(self.items) if h.get("type") == "check_in" and p.get("monitor_slug") == slug]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+from daemon_helpers import ROOT, SentryReceiver, parse_envelope, wait_for
 
 
 @pytest.fixture
@@ -90,40 +19,12 @@ def sentry():
     receiver.close()
 
 
-def test_daemon_sends_crons_check_ins_per_source(tmp_path, newsroom, sentry):
-    from test_daemon_run import DaemonProcess
-
-    schedules = write_schedules(tmp_path / "schedules", f"""
-[[source]]
-name = "room"
-url = "{newsroom.url('/feeds/main.rss')}"
-every = "1s"
-
-[[source]]
-name = "Broken Feed"
-url = "{newsroom.url('/feeds/broken.rss')}"
-every = "1s"
-""")
-    db = f"sqlite:///{tmp_path / 'daemon.db'}"
-    daemon = DaemonProcess(tmp_path, schedules, db, env={"SENTRY_DSN": sentry.dsn}).start()
-    try:
-        state = Db(db)
-        wait_for(lambda: state.runs("room") >= 2 and state.runs("Broken Feed") >= 2, what="two runs each",
-                 daemon=daemon)
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait(60) == 0, daemon.log()
-    finally:
-        daemon.stop()
-    assert all(path == "/api/1/envelope/" for path in sentry.paths)
-    ok = sentry.checkins("newswatch-room")
-    broken = sentry.checkins("newswatch-broken-feed")
-    assert {c["status"] for c in ok} == {"in_progress", "ok"}
-    assert {c["status"] for c in broken} >= {"in_progress", "error"} and "ok" not in {c["status"] for c in broken}
-    # Each run opens a check-in and closes the same one, with its duration.
-    first = ok[0]
-    closing = [c for c in ok if c["check_in_id"] == first["check_in_id"] and c["status"] != "in_progress"]
-    assert first["status"] == "in_progress" and len(closing) == 1 and closing[0]["duration"] >= 0
-    assert first["monitor_config"]["schedule"] == {"type": "interval", "value": 1, "unit": "minute"}
+def test_parse_envelope():
+    payload = b'{"a":"x\\ny"}'  # an escaped newline inside the JSON: the length header decides
+    data = (b'{"event_id":"e1"}\n{"type":"event","length":%d}\n%s\n{"type":"check_in"}\n{"status":"ok"}\n'
+            % (len(payload), payload))
+    assert parse_envelope(data) == [({"type": "event", "length": len(payload)}, {"a": "x\ny"}),
+                                    ({"type": "check_in"}, {"status": "ok"})]
 
 
 SCRIPT = textwrap.dedent("""

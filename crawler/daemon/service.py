@@ -169,17 +169,18 @@ class Daemon:
             threads = int(min(setting(self.settings, "DAEMON_MAX_THREADS"), len(self.schedules.sources) + 4))
             self.scheduler = TwistedScheduler(
                 reactor=reactor, timezone=timezone.utc,
-                executors={"default": ThreadPoolExecutor(max(4, threads))},
+                # Crawls wait in "default"; the outbox, heartbeat and reloads never queue behind them.
+                executors={"default": ThreadPoolExecutor(max(4, threads)), "service": ThreadPoolExecutor(3)},
                 job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
             logging.getLogger("apscheduler.scheduler").addFilter(_QuietOverlap())
             logging.getLogger("apscheduler.executors.default").addFilter(_QuietOverlap())
             self._schedule_sources(self.schedules, previous=None)
-            self.scheduler.add_job(self._dispatch, "interval", id="__outbox", name="outbox",
+            self.scheduler.add_job(self._dispatch, "interval", id="__outbox", name="outbox", executor="service",
                                    seconds=setting(self.settings, "DAEMON_DISPATCH_INTERVAL"),
                                    next_run_time=datetime.now(timezone.utc))
-            self.scheduler.add_job(self._heartbeat, "interval", id="__heartbeat", name="heartbeat",
+            self.scheduler.add_job(self._heartbeat, "interval", id="__heartbeat", name="heartbeat", executor="service",
                                    seconds=setting(self.settings, "DAEMON_HEARTBEAT"))
-            reactor.callWhenRunning(self._install_signal_handlers)
+            self._install_signal_handlers()  # before the reactor runs: an early SIGHUP must not kill us
             reactor.callWhenRunning(self.scheduler.start)
             logger.info("Scheduler started (pid %d): %d source(s), %d subscription(s) from %s",
                         os.getpid(), len([s for s in self.schedules.sources if s.enabled]),
@@ -398,7 +399,7 @@ class Daemon:
         """Re-read the schedules in a job thread (from SIGHUP)."""
         if self.stopping or self.scheduler is None:
             return
-        self.scheduler.add_job(self.reload, id="__reload", name="reload", replace_existing=True)
+        self.scheduler.add_job(self.reload, id="__reload", name="reload", executor="service", replace_existing=True)
 
     def reload(self) -> bool:
         """Re-read the schedules; keep the running ones if the new files are bad."""
