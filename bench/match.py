@@ -300,13 +300,13 @@ def naive_rows(label, parsed, articles, naive_subs):
     ]
 
 
-def print_table(rows):
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>{vwidth}}  note")
-    print(f"{'-' * width}  {'-' * vwidth}  {'-' * 4}")
+def print_rows(rows, header=False):
+    """Print rows as they come (fixed widths), so a long run shows progress."""
+    if header:
+        print(f"{'measure':<48}  {'value':>10}  note")
+        print(f"{'-' * 48}  {'-' * 10}  {'-' * 4}")
     for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+        print(f"{name:<48}  {value:>10}  {note}", flush=True)
 
 
 def main(argv=None):
@@ -335,20 +335,24 @@ def main(argv=None):
         f"Load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores "
         "(wall times include waiting for the CPU; CPU column is this thread's own time)\n"
     )
-    rows = []
+    print_rows([], header=True)
+    t0, w0 = time.thread_time(), time.perf_counter()
+    x = 0
+    for i in range(5_000_000):
+        x += i
+    print_rows([("machine speed: 5M-step Python loop", f"{time.thread_time() - t0:.2f} s",
+                 f"CPU ({time.perf_counter() - w0:.2f} s wall); compare to run figures elsewhere")])
     wide = generate_subscriptions(vocab, args.subs, novel=args.novel)
     if not args.quick:
         small = max(1, args.subs // 10)
-        rows += scenario_rows(f"wide {small // 1000}k", wide[:small], articles)[1]
+        print_rows(scenario_rows(f"wide {small // 1000}k", wide[:small], articles)[1])
     parsed, wide_rows = scenario_rows(f"wide {args.subs // 1000}k", wide, articles)
-    rows += wide_rows
-    rows += naive_rows(f"wide {args.subs // 1000}k", parsed, articles[: args.naive_articles], args.naive_subs)
+    print_rows(wide_rows)
+    print_rows(naive_rows(f"wide {args.subs // 1000}k", parsed, articles[: args.naive_articles], args.naive_subs))
     del parsed, wide
     if not args.quick:
         dense = generate_subscriptions(vocab, args.subs, seed=SEED + 1)
-        rows += scenario_rows(f"dense {args.subs // 1000}k", dense, articles)[1]
-    print_table(rows)
-
+        print_rows(scenario_rows(f"dense {args.subs // 1000}k", dense, articles)[1])
 
 if __name__ == "__main__":
     main()

@@ -139,7 +139,7 @@ def test_removing_and_replacing_queries():
         assert matcher.match(article) == one_by_one(kept, article)
     for name in list(kept):
         matcher.remove(name)
-    assert matcher._post == {} and not matcher._prefix_lengths and matcher._bigram_keys == 0
+    assert matcher._post == {} and not matcher._prefix_lengths and not matcher._bigram_firsts
 
 
 def test_results_are_sorted_by_name_and_terms_follow_the_query():
@@ -174,3 +174,14 @@ def test_explain_gives_spans_in_the_original_text():
 def test_an_empty_matcher_and_an_empty_article():
     assert Matcher().match({"title": "x", "text": "y"}) == {}
     assert Matcher({"a": "putin"}).match({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [("russia -sanction*", "Russia faces sanctions."), ('russia -"united nations"', "Russia told the United Nations.")],
+)
+def test_a_negated_prefix_or_phrase_alone_in_the_matcher(query, text):
+    # the article must compute the keys of negated terms even when no other query indexes them
+    matcher = Matcher({"q": query})
+    assert matcher.match({"text": text}) == {}
+    assert matcher.match({"text": "Russia."}) == {"q": ["russia"]}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,31 +64,40 @@ class _Field:
         return found
 
     def _build(self):
-        pos: dict[str, list[int]] = {}
-        for i, word in enumerate(self.tokens):
-            lst = pos.get(word)
-            if lst is None:
-                pos[word] = [i]
-            else:
-                lst.append(i)
         comp_at: dict[int, list[tuple[str, int]]] = {}
         comp_pos: dict[str, list[tuple[int, int]]] = {}
         for start, end, joined in self.compounds:
             comp_at.setdefault(start, []).append((joined, end))
             comp_pos.setdefault(joined, []).append((start, end))
-        self._pos, self._comp_at, self._comp_pos = pos, comp_at, comp_pos
+        self._pos, self._comp_at, self._comp_pos = {}, comp_at, comp_pos
+
+    def positions(self, word: str) -> list[int]:
+        """Where the plain word ``word`` stands (found on demand with C-speed scans)."""
+        found = self._pos.get(word)
+        if found is None:
+            found = []
+            if word in self.words:
+                index, i = self.tokens.index, -1
+                try:
+                    while True:
+                        i = index(word, i + 1)
+                        found.append(i)
+                except ValueError:
+                    pass
+            self._pos[word] = found
+        return found
 
     def occurrences(self, word: str, prefix: bool) -> list[tuple[int, int]]:
         """``(start, end)`` word positions where ``word`` (or a word it prefixes) stands."""
         if self._pos is None:
             self._build()
         if not prefix:
-            found = [(i, i) for i in self._pos.get(word, ())]
+            found = [(i, i) for i in self.positions(word)]
             found.extend(self._comp_pos.get(word, ()))
         else:
             found = []
             for w in self.with_prefix(word):
-                found.extend((i, i) for i in self._pos.get(w, ()))
+                found.extend((i, i) for i in self.positions(w))
                 found.extend(self._comp_pos.get(w, ()))
         if len(found) > 1:
             found.sort()
@@ -102,20 +111,25 @@ class _Field:
             yield self.tokens[position], position
             yield from self._comp_at.get(position, ())
 
-    def bigrams(self) -> set[str]:
+    def bigrams(self, firsts: Container[str]) -> set[str]:
+        """``"a b"`` keys for adjacent words (plain or compound) whose first word is in ``firsts``."""
+        wanted = {w for w in self.words if w in firsts}
+        if not wanted:
+            return set()
         toks = self.tokens
-        keys = {a + " " + b for a, b in zip(toks, toks[1:])}
+        keys = {toks[i] + " " + toks[i + 1] for i in range(len(toks) - 1) if toks[i] in wanted}
         if self.compounds:
             starts = {}
             for start, end, joined in self.compounds:
                 starts.setdefault(start, []).append(joined)
             for start, end, joined in self.compounds:
-                if start > 0:
+                if start > 0 and toks[start - 1] in wanted:
                     keys.add(toks[start - 1] + " " + joined)
-                if end + 1 < len(toks):
-                    keys.add(joined + " " + toks[end + 1])
-                for other in starts.get(end + 1, ()):
-                    keys.add(joined + " " + other)
+                if joined in wanted:
+                    if end + 1 < len(toks):
+                        keys.add(joined + " " + toks[end + 1])
+                    for other in starts.get(end + 1, ()):
+                        keys.add(joined + " " + other)
         return keys
 
 
@@ -416,7 +430,7 @@ class Matcher:
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
         self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
-        self._bigram_keys = 0
+        self._bigram_firsts: Counter[str] = Counter()  # first words of indexed "a b" keys
         self._next_id = 0
         for name, query in (queries or {}).items():
             self.add(name, query)
@@ -446,6 +460,8 @@ class Matcher:
             if isinstance(query.root, And):
                 neg_keys = [_simple_keys(c.child) for c in query.root.children if isinstance(c, Not)]
         comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys, neg_keys)
+        for key in (key for keys in neg_keys for key in keys):
+            self._count_key(key, +1)  # so that articles compute these bigram/prefix keys too
         self._next_id += 1
         self._by_name[name] = comp
         self._by_id[comp.qid] = comp
@@ -468,12 +484,17 @@ class Matcher:
                     if not slots:
                         del self._post[key]
                 self._count_key(key, -1)
+        for key in (key for keys in comp.neg_keys for key in keys):
+            self._count_key(key, -1)
 
     def _count_key(self, key: str, delta: int):
         if ":" in key:
             return
         if " " in key:
-            self._bigram_keys += delta
+            first = key.split(" ", 1)[0]
+            self._bigram_firsts[first] += delta
+            if self._bigram_firsts[first] <= 0:
+                del self._bigram_firsts[first]
         elif key.endswith("*"):
             prefix = key[:-1]
             self._prefix_lengths[len(prefix)] += delta
@@ -486,9 +507,9 @@ class Matcher:
 
     def _present_keys(self, art: ArticleIndex) -> set[str]:
         keys = art.title.words | art.text.words
-        if self._bigram_keys:
-            keys |= art.title.bigrams()
-            keys |= art.text.bigrams()
+        if self._bigram_firsts:
+            keys |= art.title.bigrams(self._bigram_firsts)
+            keys |= art.text.bigrams(self._bigram_firsts)
         if self._prefixes:
             cache = self._prefix_cache
             if len(cache) > 200_000:
