@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample", type=int, default=100, help="pages given to news-please (default 100)")
     parser.add_argument("--only", default="baseline,sqlite,postgresql,peer",
                         help="comma-separated contenders to run (baseline, sqlite, postgresql, peer)")
+    parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the newswatch crawls (passed on as `newswatch crawl -s`)")
+    parser.add_argument("--send", action="store_true",
+                        help="let each crawl also deliver the alerts it queued (default: --no-send, "
+                             "delivery is the daemon's job)")
     parser.add_argument("--memory", action="store_true",
                         help="also crawl the feeds in groups, repeatedly, in one process, and show its RSS")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, outputs)")
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if "postgresql" in only and not postgres_available():
         logger.warning("PostgreSQL is not answering: contender 3 skipped")
         only.discard("postgresql")
+    extra_args = [arg for pair in args.set for arg in ("-s", pair)] + ([] if args.send else ["--no-send"])
     workdir = Path(tempfile.mkdtemp(prefix="newswatch-bench-"))
     results: dict[str, list[Result]] = {name: [] for name in ("baseline", "sqlite", "postgresql", "peer")}
     logger.info("generating and serving %d articles in %d templates ...", args.articles, args.templates)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             if "sqlite" in only:
                 db = workdir / f"sqlite-{run}.db"
                 result = run_newswatch(served, f"sqlite:///{db}", workdir, queries,
-                                       "2 newswatch crawl, SQLite")
+                                       "2 newswatch crawl, SQLite", extra_args)
                 results["sqlite"].append(result)
                 logger.info("run %d sqlite: %s in %.1f s", run, result.extra, result.measurement.wall)
                 if not args.keep:
@@ -133,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                         Path(f"{db}{suffix}").unlink(missing_ok=True)
             if "postgresql" in only:
                 with PostgresSchema() as pg:
-                    result = run_newswatch(served, pg.url, workdir, queries, "3 newswatch crawl, PostgreSQL")
+                    result = run_newswatch(served, pg.url, workdir, queries, "3 newswatch crawl, PostgreSQL",
+                                           extra_args)
                 results["postgresql"].append(result)
                 logger.info("run %d postgresql: %s in %.1f s", run, result.extra, result.measurement.wall)
             if "peer" in only:
@@ -151,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"newswatch throughput benchmark — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}, load average {load[0]:.2f}/{load[1]:.2f}")
     print(f"newsroom: {room.count:,} articles, {room.templates} site templates, {len(room.feeds)} feeds; "
-          f"{len(queries):,} subscriptions; median of {args.repeat} runs (news-please: {args.sample} pages)")
+          f"{len(queries):,} subscriptions; median of {args.repeat} runs (news-please: {args.sample} pages)"
+          + (f"; newswatch settings: {' '.join(args.set)}" if args.set else "")
+          + ("; alerts delivered by each crawl" if args.send else "; alerts queued, not delivered (--no-send)"))
     print()
     print(format_table([(r[0].name, r) for r in results.values() if r]))
     print()

@@ -50,11 +50,12 @@ def compact(path: Path) -> None:
     """Shorten each stack's root frame (py-spy puts the whole command line there)."""
     lines = []
     for line in path.read_text("utf-8", errors="replace").splitlines():
-        root, sep, rest = line.partition(";")
+        stack, _, count = line.rpartition(" ")
+        root, sep, rest = stack.partition(";")
         if root.startswith("process ") and '"' in root:
             pid = root.split(":", 1)[0]
             root = f'{pid}:"{root.split(chr(34))[1].split(" crawl ")[0].split("/")[-1]} crawl ..."'
-        lines.append(root + sep + rest)
+        lines.append(f"{root}{sep}{rest} {count}")
     with gzip.open(path.with_name(path.name + ".gz"), "wt", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     path.unlink()

@@ -108,7 +108,8 @@ def test_baseline_fetches_every_page_once(served, tmp_path):
 def test_crawl_stores_every_article_exactly_once(served, tmp_path):
     queries = generate_queries(served.room, 50)
     before = served.requests()
-    result = run_newswatch(served, f"sqlite:///{tmp_path / 'bench.db'}", tmp_path, queries, "crawl")
+    result = run_newswatch(served, f"sqlite:///{tmp_path / 'bench.db'}", tmp_path, queries, "crawl",
+                           ["--no-send"])
     after = served.requests()
     assert result.extra["errors"] == 0
     assert result.extra["articles"] == result.extra["urls"] == result.extra["new"] == ARTICLES

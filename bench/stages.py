@@ -1,0 +1,83 @@
+"""CPU cost per article of each stage of the pipeline, on one thread, without Scrapy's
+engine: what the crawler's main thread (the reactor) pays per article besides fetching.
+
+    python -m bench.stages [--articles 300] [--subscriptions 1000] [--db URL]
+
+Extracts generated pages first (as the workers would), then times the stages that run on
+the reactor thread — ``DedupePipeline``, ``MatchPipeline``, ``StorePipeline`` (stories,
+article row, alerts) — and, for scale, ``extract_article`` itself, as ms of CPU
+(``time.process_time``) per article.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=300)
+    parser.add_argument("--subscriptions", type=int, default=1000)
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    args = parser.parse_args(argv)
+
+    from scrapy.utils.reactor import install_reactor
+    from scrapy.utils.test import get_crawler
+
+    install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
+
+    from bench.harness import add_subscriptions, generate_queries
+    from bench.newsroom_gen import Newsroom
+    from crawler import pipelines
+    from crawler.extract import extract_article
+    from crawler.runner import build_settings
+    from crawler.spiders.feeds import FeedsSpider
+
+    workdir = Path(tempfile.mkdtemp(prefix="newswatch-stages-"))
+    db_url = args.db or f"sqlite:///{workdir / 'stages.db'}"
+    room = Newsroom(args.articles, 20)
+    add_subscriptions(db_url, generate_queries(room, args.subscriptions), (workdir / "alerts.jsonl").as_uri())
+    base = "http://127.0.0.1:8000"
+    settings = build_settings(db_url, overrides={"EXTRACT_WORKERS": 0, "LOG_LEVEL": "WARNING"})
+    crawler = get_crawler(FeedsSpider, settings.copy_to_dict())
+    crawler.spider = None
+
+    items = []
+    started = time.process_time()
+    for article in room.articles:
+        html = room.page(article.index, base)
+        item = {"url": room.url(article.index, base), "requested_url": room.url(article.index, base),
+                "html": html, "encoding": "utf-8", "guid": f"{article.site}-{article.index}",
+                "feed_entry": {"url": room.url(article.index, base), "title": article.title},
+                "source": f"site{article.site:02d}", "source_feed": f"{base}/feeds/{article.feed}",
+                "source_id": None}
+        item.update({k: v for k, v in extract_article(html, item["url"], encoding="utf-8").items() if k != "url"})
+        item.pop("html")
+        items.append(item)
+    costs = {"extract_article (worker)": time.process_time() - started}
+
+    stages = [("DedupePipeline", pipelines.DedupePipeline.from_crawler(crawler)),
+              ("MatchPipeline", pipelines.MatchPipeline.from_crawler(crawler)),
+              ("StorePipeline", pipelines.StorePipeline.from_crawler(crawler))]
+    for name, _ in stages:
+        costs[name] = 0.0
+    stored = 0
+    for item in items:
+        for name, stage in stages:
+            started = time.process_time()
+            item = stage.process_item(item)
+            costs[name] += time.process_time() - started
+        stored += 1
+    print(f"{stored} articles, {args.subscriptions} subscriptions, {db_url.split(':')[0]}; "
+          f"alerts queued: {crawler.stats.get_value('newswatch/articles/matched', 0)} matched articles")
+    for name, seconds in costs.items():
+        print(f"  {name:28s} {1000 * seconds / len(items):7.2f} ms CPU per article")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
