@@ -15,7 +15,13 @@ Evidence that two articles are the same story (every test is symmetric in the pa
   shingles appear in the larger: the truncated, feed-only version of an article;
 - **source** — one's ``source_url`` is the other's canonical URL, or both name the
   same ``source_url`` (reposts crediting the original). Only article-like URLs count
-  (a path with a segment of 8+ characters or with a digit), not a site's home page.
+  (a path with a segment of 8+ characters or with a digit), not a site's home page;
+- **revision** — the same canonical URL (the pipeline stores a changed page as a new
+  revision of the same article; it stays in its story).
+
+Two reports of the same event written independently share a few quotes and names,
+not most of their sentences: they fail every test above (see the hard negatives in
+``tests/data/dedupe`` and ``bench/dedupe.py``).
 
 Candidates come from the index only, never from a scan: 32 MinHash bands of 4 rows
 (128 permutations; a pair with Jaccard 0.5 collides with probability 0.87, 0.6 → 0.99),
@@ -43,8 +49,13 @@ Limits of the determinism: components are the same for every arrival order as lo
 (2) no key bucket or candidate list overflows (``max_bucket_rows``,
 ``max_candidates``), and (3) LSH retrieves the pair — which is probabilistic in the
 pair but deterministic in the data (fixed hash seeds), so a pair is found in every
-order or in none. Story ids change when stories merge (callers that emitted an old id
-resolve it with :meth:`StoryIndex.resolve`).
+order or in none. (4) A revision is linked with the text it had when recorded; a
+revised body is not re-compared with stories it was not already in.
+
+The price of order independence is that a story id can change after it was emitted:
+when stories merge, or a copy with a smaller content hash arrives (for a story of *n*
+copies, about ln *n* changes over its life). Callers that emitted an old id resolve it
+with :meth:`StoryIndex.resolve`; alerts should be keyed on the resolved id.
 """
 
 from __future__ import annotations
@@ -183,7 +194,7 @@ class StoryIndex:
 
     # -- keys ------------------------------------------------------------------------
 
-    def _doc(self, article: dict) -> tuple[_Doc, list[str]]:
+    def _doc(self, article: dict) -> tuple[_Doc, str]:
         body = normalize_text(article.get("text") or "")
         title_norm = normalize_text(article.get("title") or "")
         source = article.get("source_url")
