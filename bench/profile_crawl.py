@@ -1,7 +1,7 @@
 """Profile one benchmark crawl with py-spy (all processes: the crawler and its extraction
 workers) and summarise where the time goes.
 
-    python -m bench.profile [--articles 1000] [--db sqlite|postgresql] [--out bench/profile]
+    python -m bench.profile_crawl [--articles 1000] [--db sqlite|postgresql] [--out bench/profile]
 
 Writes ``<out>/crawl-<db>.collapsed.txt.gz`` (py-spy's collapsed stacks, one line per
 distinct stack with its sample count; open it in speedscope or flamegraph.pl after gunzip) and
@@ -106,7 +106,7 @@ def summarize(path: Path, top: int = 25) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_crawl", description=__doc__.split("\n")[0])
     parser.add_argument("--articles", type=int, default=1000)
     parser.add_argument("--templates", type=int, default=20)
     parser.add_argument("--subscriptions", type=int, default=1000)
