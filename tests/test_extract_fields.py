@@ -97,6 +97,13 @@ def test_time_element_of_the_article_not_of_latest_news():
     assert extract_dates(tree, [], "https://x.example/a", now=NOW)[0] == "2024-01-02T10:00:00+02:00"
 
 
+def test_text_dates_ignore_the_header_date_widget():
+    body = ('<div class="td-header-top-menu"><div class="td_data_time"><div>jeudi, mai 23, 2024</div></div></div>'
+            '<article><h1>Titre</h1><div class="meta">Publié le 12 septembre 2023 à 08:15</div>'
+            "<p>Texte de l'article.</p></article>")
+    assert extract_dates(page(body=body), [], "https://x.example/article-123", now=NOW)[0] == "2023-09-12"
+
+
 def test_time_without_zone_stays_naive():
     tree = page('<meta name="date" content="2024-01-02 10:30:00">')
     assert extract_dates(tree, [], "https://x.example/a", now=NOW)[0] == "2024-01-02T10:30:00"

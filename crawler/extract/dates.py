@@ -107,13 +107,34 @@ def date_from_url(url: str) -> date | None:
         return None
 
 
+_WIDGET_MARKERS = ("data_time", "date-now", "datenow", "current-date", "currentdate", "today", "date-today",
+                   "header-date", "top-date", "date-widget", "datum", "clock", "weather", "related", "latest",
+                   "widget", "sidebar", "comment", "td_block", "teaser", "most-")
+
+
+def _without_widgets(tree):
+    """A copy of the page without the places that show other dates than the article's."""
+    from copy import deepcopy
+
+    tree = deepcopy(tree)
+    doomed = [el for el in tree.iter("header", "nav", "footer", "aside")]
+    for el in tree.iter("div", "span", "section", "ul", "li", "p", "time"):
+        marker = ((el.get("class") or "") + " " + (el.get("id") or "")).lower()
+        if marker.strip() and any(word in marker for word in _WIDGET_MARKERS):
+            doomed.append(el)
+    for el in doomed:
+        if el.getparent() is not None:
+            el.getparent().remove(el)
+    return tree
+
+
 def _date_from_text(tree, url: str) -> date | None:
     try:
         from htmldate import find_date
     except ImportError:  # pragma: no cover
         return None
     try:
-        found = find_date(tree, extensive_search=True, original_date=True, url=url)
+        found = find_date(_without_widgets(tree), extensive_search=True, original_date=True, url=url)
     except Exception:  # htmldate raises a zoo of errors on odd pages
         logger.debug("htmldate failed on %s", url, exc_info=True)
         return None
