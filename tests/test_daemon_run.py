@@ -135,11 +135,15 @@ def test_schedule_change_is_picked_up_on_reload(tmp_path, newsroom, db, daemons)
 name = "room-atom"
 url = "{newsroom.url('/feeds/main.atom')}"
 every = "1s"
+adaptive = {{ floor = "0.5s", ceiling = "2s" }}
 """)
     reloaded = run_cli("reload", "--db", db)  # sends SIGHUP to the pid in the lease
     assert "SIGHUP" in reloaded.stdout
     wait_for(lambda: newsroom.requested("/feeds/main.atom"), what="the new source's first request", daemon=daemon)
     wait_for(lambda: state.runs("room-atom") >= 1, what="the new source's run", daemon=daemon)
+    # Adaptive polling: nothing new after its first run (the backlog), so it backs off to the ceiling.
+    wait_for(lambda: state.source("room-atom").get("poll_interval") == 2, what="the back-off", daemon=daemon)
+    assert "Source room-atom: polling every 2s (was 1s)" in daemon.log()
 
     # A broken file is refused on reload; the daemon keeps running the schedules it has.
     (schedules / "news.toml").write_text(g7_schedules(newsroom, every="soon"), "utf-8")

@@ -13,7 +13,8 @@ The rule, after each run of a source with ``adaptive = { floor, ceiling }``:
 4. The interval moves towards the target by at most a factor of 2 per run (no
    jumps on one lucky run), and always stays within ``[floor, ceiling]``.
 
-So a feed publishing every 10 minutes settles at a 5-minute interval; one that
+The interval is stored in ``sources.poll_interval`` and resumed after a restart (the
+smoothed rate is learned again). So a feed publishing every 10 minutes settles at a 5-minute interval; one that
 goes quiet backs off 1.5-2x per run up to the ceiling, and comes back down within
 a few runs once it publishes again.
 """

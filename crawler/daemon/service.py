@@ -239,7 +239,11 @@ class Daemon:
             row = self.store.get_source(source.url, source.name)
             interval = source.every
             if source.adaptive:
-                self.adaptive[name] = AdaptiveState(interval=source.every)
+                # The interval learned before a restart is kept (within the current bounds).
+                floor, ceiling = source.adaptive
+                if row.get("poll_interval") and (old is None or old.every == source.every):
+                    interval = min(max(float(row["poll_interval"]), floor), ceiling)
+                self.adaptive[name] = AdaptiveState(interval=interval)
             next_run = first_run_time(source, row.get("last_run_at"), now, interval)
             self.scheduler.add_job(self._run_source, self._trigger(source, interval), args=[name],
                                    id=self._job_id(name), name=name, next_run_time=next_run, replace_existing=True)

@@ -86,6 +86,15 @@ def _ago(value: str | None, now: datetime) -> str:
     return format_duration(seconds) + " ago"
 
 
+def _next(value: str | None, now: datetime, running: bool) -> str:
+    if not value:
+        return "-"
+    when = datetime.fromisoformat(value).replace(tzinfo=None)
+    if when <= now:
+        return "due now" if running else "due (scheduler not running)"
+    return "in " + format_duration((when - now).total_seconds())
+
+
 def format_status(status: dict, now: datetime | None = None) -> str:
     now = now or utcnow()
     lines = []
@@ -105,7 +114,7 @@ def format_status(status: dict, now: datetime | None = None) -> str:
             schedule += f" now {format_duration(interval)}"
         table.append((
             clean_line(s["name"], 30), schedule,
-            _ago(s["next_run_at"], now) if s["next_run_at"] else "-",
+            _next(s["next_run_at"], now, sched["running"]),
             _ago(s["last_success_at"], now),
             str(s["consecutive_failures"]),
             "-" if s["last_new_count"] is None else str(s["last_new_count"]),
