@@ -13,6 +13,7 @@ Boilerplate lines are dropped afterwards by :mod:`crawler.extract.boilerplate`.
 from __future__ import annotations
 
 import logging
+import re
 
 import trafilatura
 
@@ -29,6 +30,7 @@ _SKIP_CONTAINER = ("comment", "related", "sidebar", "footer", "newsletter", "pro
 
 
 _SENTENCE_END = frozenset(".!?…\"”»)")
+_INNER_SENTENCE_END = re.compile(r"[a-z]{2}[.!?]['’\"”]?\s*[A-Z]")
 
 
 def _text(element) -> str:
@@ -38,14 +40,23 @@ def _text(element) -> str:
     return normalize_text("".join(element.itertext()))
 
 
+def _is_link_line(element, text: str) -> bool:
+    """A short line that is one link and no sentence: a teaser for another page."""
+    if len(text) >= LINK_LINE_MAX_CHARS or text[-1] in _SENTENCE_END or _INNER_SENTENCE_END.search(text):
+        return False
+    return sum(len(_text(ref)) for ref in element.iter("ref")) >= 0.9 * len(text)
+
+
 def _block_texts(element) -> list[str]:
     """Paragraph texts of one element of trafilatura's output body."""
     tag = element.tag
     if tag == "list":
         texts = []
         for item in element.iter("item"):
-            texts.append(_text(item))
-        return [t for t in texts if t]
+            text = _text(item)
+            if text:
+                texts.append(LINK_MARK + text if _is_link_line(item, text) else text)
+        return texts
     if tag == "table":
         rows = []
         for row in element.iter("row"):
@@ -57,10 +68,8 @@ def _block_texts(element) -> list[str]:
     if tag == "graphic":
         return []
     text = _text(element)
-    if text and tag in ("p", "head") and len(text) < LINK_LINE_MAX_CHARS and text[-1] not in _SENTENCE_END:
-        linked = sum(len(_text(ref)) for ref in element.iter("ref"))
-        if linked >= 0.9 * len(text):
-            return [LINK_MARK + text]  # a line that is one link: a teaser, judged later
+    if text and tag in ("p", "head") and _is_link_line(element, text):
+        return [LINK_MARK + text]
     return [text] if text else []
 
 
