@@ -59,15 +59,14 @@ class ServedNewsroom:
         self.process: subprocess.Popen | None = None
         self.base_url = ""
 
-    def start(self, timeout: float = 120) -> "ServedNewsroom":
+    def start(self) -> "ServedNewsroom":
         room = self.room
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.newsroom_gen", "serve", "--articles", str(room.count),
              "--templates", str(room.templates), "--seed", str(room.seed), "--epoch", room.epoch.isoformat()],
             cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + timeout
-        line = self.process.stdout.readline()
-        if not line.startswith("READY ") or time.monotonic() > deadline:
+        line = self.process.stdout.readline()  # generating 5,000 articles takes a while on a busy machine
+        if not line.startswith("READY "):
             self.stop()
             raise RuntimeError(f"the newsroom server did not start: {line!r}")
         self.base_url = line.split()[1]
