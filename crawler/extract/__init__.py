@@ -33,6 +33,7 @@ from crawler.extract.metadata import (
     extract_page_language,
     extract_site_name,
     extract_title,
+    forget_page,
     json_ld_objects,
 )
 from crawler.extract.normalize import normalize_quotes, normalize_text
@@ -72,6 +73,14 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
     ``encoding`` is the charset of the HTTP response, used when the page itself does
     not say (or says wrongly). ``template`` is the site's learned boilerplate.
     """
+    try:
+        return _extract_article(html, url, template, encoding)
+    finally:
+        forget_page()
+
+
+def _extract_article(html: bytes | str, url: str, template: SiteTemplate | None,
+                     encoding: str | None) -> dict:
     text_html = decode_html(html, encoding)
     if not text_html.strip():
         raise NotAnArticle(f"empty page at {url}")

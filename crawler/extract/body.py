@@ -4,9 +4,10 @@
    short result is retried with its readability/jusText fallbacks.
 2. Split articles (one body cut into several sibling containers by ad slots, as
    Condé Nast or many CMS themes do) lose everything after the first container;
-   :func:`_complete_split_body` adds the paragraphs of the sibling containers that look
+   :func:`complete_split_body` adds the paragraphs of the sibling containers that look
    like the first one.
-3. The result becomes a list of paragraphs, normalised (see :mod:`normalize`).
+3. The result becomes a list of paragraphs, normalised (see :mod:`normalize`); short
+   lines that are one link and no sentence (teasers for other pages) are set apart.
 Boilerplate lines are dropped afterwards by :mod:`crawler.extract.boilerplate`.
 """
 

@@ -45,6 +45,11 @@ def meta_values(tree) -> dict[str, list[str]]:
     return values
 
 
+def forget_page() -> None:
+    """Release the cached meta tags of the last page (called when its extraction ends)."""
+    _META_CACHE[0], _META_CACHE[1] = None, {}
+
+
 def meta_content(tree, *names: str) -> str | None:
     """The first non-empty <meta name|property|itemprop=...> content among ``names``."""
     values = meta_values(tree)
