@@ -146,9 +146,9 @@ def generate_subscriptions(vocab: Vocabulary, count: int, seed: int = SEED, nove
     def term():
         return phrase() if rng.random() < 0.3 else word()
 
-    def prefix():
+    def prefix():  # "sanction*": the stem of a longer word
         w = rng.choices(vocab.words, vocab.word_weights)[0]
-        return w[: max(3, len(w) - 3)] + "*" if len(w) >= 5 else w
+        return w[: max(5, len(w) - 3)] + "*" if len(w) >= 7 and w.isalpha() else w
 
     shapes = [
         (22, lambda: word()),

@@ -185,3 +185,14 @@ def test_a_negated_prefix_or_phrase_alone_in_the_matcher(query, text):
     matcher = Matcher({"q": query})
     assert matcher.match({"text": text}) == {}
     assert matcher.match({"text": "Russia."}) == {"q": ["russia"]}
+
+
+def test_many_required_terms_and_a_language_all_checked():
+    # more required clauses than the index holds, and a lang: clause that is not indexed
+    matcher = Matcher({"q": 'lang:en alpha beta gamma delta "epsilon zeta" -omega'})
+    full = {"text": "alpha beta gamma delta epsilon zeta", "language": "en"}
+    assert matcher.match(full) == {"q": ["lang:en", "alpha", "beta", "gamma", "delta", "epsilon zeta"]}
+    assert matcher.match({**full, "language": "fr"}) == {}
+    assert matcher.match({**full, "text": "alpha beta gamma delta epsilon"}) == {}
+    assert matcher.match({**full, "text": "alpha beta gamma epsilon zeta"}) == {}
+    assert matcher.match({**full, "text": full["text"] + " omega"}) == {}

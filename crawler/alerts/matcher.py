@@ -334,6 +334,9 @@ def _key_score(key: str) -> float:
     return float(len(key))
 
 
+_WEAK_SCORE = -10.0  # lang: keys
+
+
 def _clause_score(clause: frozenset[str]) -> float:
     return min(map(_key_score, clause)) - 0.5 * (len(clause) - 1)
 
@@ -394,8 +397,7 @@ def _is_exact(node: Node) -> bool:
     if isinstance(node, And):
         positive = [child for child in node.children if not isinstance(child, Not)]
         return (
-            len(positive) <= MAX_INDEXED_CLAUSES
-            and all(
+            all(
                 _is_simple(child) or isinstance(child, Or) and all(map(_is_simple, child.children))
                 for child in positive
             )
@@ -418,6 +420,7 @@ class _Compiled:
     exact: bool
     term_keys: list[tuple[str, frozenset[str]]]  # exact queries: (display, keys) of positive terms
     neg_keys: list[frozenset[str]]  # exact queries: keys of negated terms
+    unchecked: list[frozenset[str]]  # exact queries: required clauses not in the index
 
 
 class Matcher:
@@ -452,15 +455,19 @@ class Matcher:
         clauses = list(dict.fromkeys(required_clauses(query.root) or ()))
         if not clauses:  # parse_query refuses these; a hand-built tree might not
             raise ValueError(f"query {name!r} has no term that must be present")
-        exact = _is_exact(query.root) and len(clauses) <= MAX_INDEXED_CLAUSES
-        chosen = sorted(clauses, key=_clause_score, reverse=True)[:MAX_INDEXED_CLAUSES]
+        exact = _is_exact(query.root)
+        ranked = sorted(clauses, key=_clause_score, reverse=True)
+        # Index the rarest-looking clauses; never a lone lang: key when there is more
+        # (every English article would pull in every "lang:en ..." query).
+        chosen = [c for c in ranked if _clause_score(c) > _WEAK_SCORE][:MAX_INDEXED_CLAUSES] or ranked[:1]
+        unchecked = [c for c in clauses if c not in chosen] if exact else []
         term_keys, neg_keys = [], []
         if exact:
             term_keys = [(t.display, _simple_keys(t)) for t in query.terms()]
             if isinstance(query.root, And):
                 neg_keys = [_simple_keys(c.child) for c in query.root.children if isinstance(c, Not)]
-        comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys, neg_keys)
-        for key in (key for keys in neg_keys for key in keys):
+        comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys, neg_keys, unchecked)
+        for key in (key for keys in neg_keys + unchecked for key in keys):
             self._count_key(key, +1)  # so that articles compute these bigram/prefix keys too
         self._next_id += 1
         self._by_name[name] = comp
@@ -484,7 +491,7 @@ class Matcher:
                     if not slots:
                         del self._post[key]
                 self._count_key(key, -1)
-        for key in (key for keys in comp.neg_keys for key in keys):
+        for key in (key for keys in comp.neg_keys + comp.unchecked for key in keys):
             self._count_key(key, -1)
 
     def _count_key(self, key: str, delta: int):
@@ -557,9 +564,11 @@ class Matcher:
         for qid in self.candidates(art, present):
             comp = self._by_id[qid]
             if comp.exact:
-                if len(comp.term_keys) == 1 and not comp.neg_keys:  # one term: it is there
+                if len(comp.term_keys) == 1 and not comp.neg_keys and not comp.unchecked:  # one term: there
                     results[comp.name] = [comp.term_keys[0][0]]
-                elif all(keys.isdisjoint(present) for keys in comp.neg_keys):
+                elif all(keys.isdisjoint(present) for keys in comp.neg_keys) and not any(
+                    keys.isdisjoint(present) for keys in comp.unchecked
+                ):
                     terms = [d for d, keys in comp.term_keys if not keys.isdisjoint(present)]
                     results[comp.name] = list(dict.fromkeys(terms))
             elif evaluate(comp.query.root, art):

@@ -467,23 +467,30 @@ def _make_term(parser: _Parser, tok: _Tok) -> Term:
             parser.error("'*' is only allowed at the end of a word", star_at + raw.index("*"))
         if prefix and (not raw or not raw[-1].isalnum()):
             parser.error("'*' must follow a letter or digit", star_at + len(raw))
-    words = tokenize(raw)
-    if not words.tokens:
+    chunks = _chunks(raw)
+    if not chunks:
         if tok.kind == "PHRASE":
             parser.error("empty phrase: expected words between the quotes", tok.pos)
         parser.error(f"expected a word: '{raw}' has no letters or digits", tok.pos)
-    chunks = []
-    runs = {start: end for start, end in words.runs}
-    i = 0
-    while i < len(words.tokens):
-        end = runs.get(i, i)
-        chunks.append(tuple(words.tokens[i : end + 1]))
-        i = end + 1
     if prefix and len("".join(chunks[-1])) < 2:
         parser.error("a prefix needs at least two letters before '*'", star_at + len(raw))
     field_name = "title" if parser.scope == "title" else None
     display = tok.value if tok.kind == "WORD" else raw + ("*" if prefix else "")
     return Term(tuple(chunks), prefix, field_name, display, tok.pos)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _chunks(raw: str) -> tuple[tuple[str, ...], ...]:
+    """Folded words of ``raw``, grouped into chunks of words written joined."""
+    words = tokenize(raw)
+    runs = {start: end for start, end in words.runs}
+    chunks = []
+    i = 0
+    while i < len(words.tokens):
+        end = runs.get(i, i)
+        chunks.append(tuple(words.tokens[i : end + 1]))
+        i = end + 1
+    return tuple(chunks)
 
 
 def normalize_meta_value(scope: str, raw: str) -> str:

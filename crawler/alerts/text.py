@@ -18,7 +18,6 @@ no nested quantifiers, then one pass over the words.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import regex
 
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
 _WORD_RE = regex.compile(r"([\p{L}\p{N}\p{M}]+)")
+_HAS_CJK_RE = regex.compile(r"[%s]" % _CJK)
 _WORD_CJK_RE = regex.compile(r"([%s]|[[\p{L}\p{N}\p{M}]--[%s]]+)" % (_CJK, _CJK), regex.V1)
 # Fast path: the standard library's ``re`` splits twice as fast, but its \w knows no
 # combining marks and no CJK rule; use it only when the text holds neither.
@@ -69,9 +69,21 @@ _EXTRA = str.maketrans(
 )
 
 
-@functools.lru_cache(maxsize=200_000)
+_FOLDED: dict[str, str] = {}  # word -> folded; a plain dict is several times faster than lru_cache
+_FOLDED_MAX = 500_000
+
+
 def fold_token(word: str) -> str:
     """Fold one word: NFKD, strip combining marks, casefold, strip what is not alnum."""
+    folded = _FOLDED.get(word)
+    if folded is None:
+        if len(_FOLDED) >= _FOLDED_MAX:
+            _FOLDED.clear()
+        folded = _FOLDED[word] = _fold(word)
+    return folded
+
+
+def _fold(word: str) -> str:
     if word.isascii():
         return word.lower()
     decomposed = unicodedata.normalize("NFKD", word)
@@ -94,7 +106,7 @@ def split_words(text: str) -> list[str]:
     """Return ``[sep0, word1, sep1, word2, ..., sepN]`` (separators may be empty)."""
     if not _NEEDS_FULL_RE.search(text):
         return _FAST_WORD_RE.split(text)
-    if regex.search(r"[%s]" % _CJK, text):
+    if _HAS_CJK_RE.search(text):
         return _WORD_CJK_RE.split(text)
     return _WORD_RE.split(text)
 
@@ -114,7 +126,8 @@ class Tokens:
 
     ``tokens[i]`` is the i-th word. ``compounds`` lists ``(start, end, joined)``: the
     words ``start..end`` (inclusive) were written joined by hyphens/apostrophes and
-    ``joined`` is their concatenation. ``spans`` (only with ``with_spans=True``) gives
+    ``joined`` is their concatenation; ``runs`` the same ``(start, end)`` pairs alone.
+    ``spans`` (only with ``with_spans=True``) gives
     each word's ``(start, end)`` character offsets in the original text.
     """
 
@@ -128,7 +141,9 @@ def tokenize(text: str, with_spans: bool = False) -> Tokens:
     """Split ``text`` into folded words and compounds (see :class:`Tokens`)."""
     parts = split_words(text)
     raw = parts[1::2]
-    tokens = list(map(fold_token, raw))
+    tokens = list(map(_FOLDED.get, raw))
+    if None in tokens:
+        tokens = [fold_token(word) if tok is None else tok for word, tok in zip(raw, tokens)]
     # Folding may empty a word made only of marks (a stray combining accent): keep its
     # slot, with the raw form, so positions and spans stay aligned.
     if "" in tokens:
