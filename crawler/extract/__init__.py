@@ -59,7 +59,7 @@ __all__ = ["ARTICLE_FIELDS", "SiteTemplate", "extract_article", "learn_from_page
 
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of ``text`` (py3langid), or None for too little text."""
-    sample = text[:1000]
+    sample = text[:700]
     if len(sample) < 20:
         return None
     language, _score = py3langid.classify(sample)

@@ -126,8 +126,13 @@ def complete_split_body(tree, paragraphs: list[str]) -> list[str]:
     """Add the paragraphs of sibling containers when the body was split into several."""
     if not paragraphs:
         return paragraphs
-    wanted = set(paragraphs)
     p_elements = [p for p in tree.iter("p")]
+    # Cheap gate: when the extraction already holds most of the page's <p> text, no
+    # container was left behind.
+    extracted = sum(len(p) for p in paragraphs)
+    if extracted >= 0.75 * sum(len(p.text_content()) for p in p_elements) - MIN_SPLIT_GAIN_CHARS:
+        return paragraphs
+    wanted = set(paragraphs)
     matched = []
     for p in p_elements:
         text = normalize_text(p.text_content())
