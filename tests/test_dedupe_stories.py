@@ -201,3 +201,24 @@ def test_concurrent_writers_see_each_other(store):
         t.join()
     assert not errors
     assert len(set(partition(store).values())) == 1
+
+
+def test_a_home_page_credit_links_nothing_an_article_credit_does(store):
+    index = StoryIndex()
+    ARTICLES["other_home"] = dict(ARTICLES["other_story"], source_url="https://www.reuters.example/")
+    ARTICLES["briefing_home"] = dict(ARTICLES["briefing_story"], source_url="https://reuters.example")
+    ARTICLES["briefing_credit"] = dict(ARTICLES["briefing_story"], url="https://elsewhere.example/x/1",
+                                       text="A short rewrite with nothing in common with the other texts.",
+                                       source_url="https://globeherald.example/world/asia/"
+                                                  "kim-jong-un-train-russia-putin-summit-2023-09-12?utm_source=rss")
+    try:
+        a = add(store, index, "other_home")
+        b = add(store, index, "briefing_home")
+        c = add(store, index, "briefing_credit")
+    finally:
+        for key in ("other_home", "briefing_home", "briefing_credit"):
+            ARTICLES.pop(key)
+    assert b.is_new_story and b.story_id != a.story_id
+    assert c.evidence == "source" and c.similar_article_id is not None
+    with store.begin() as conn:
+        assert story_info(conn, a.story_id)["size"] == 2
