@@ -115,7 +115,8 @@ def test_time_without_zone_stays_naive():
     ("By Jane Doe", "Jane Doe"), ("Von Anna Müller", "Anna Müller"), ("Staff", None),
     ("Reuters Staff", None), ("jdoe@example.com", None), ("actu-monde", None),
     ("Editorial Team", None), ("Ludwig van Beethoven", "Ludwig van Beethoven"), ("admin", None),
-    ("Иван Петров", "Иван Петров"), ("Associated Press", None),
+    ("Иван Петров", "Иван Петров"), ("Associated Press", None), ("محمد العلي", "محمد العلي"),
+    ("王小明", "王小明"), ("john smith", None), ("Staff Reporter", None),
 ])
 def test_person_names(raw, expected):
     assert clean_person_name(raw, {"actumonde"}) == expected

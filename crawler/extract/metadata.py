@@ -234,6 +234,7 @@ _NOT_A_PERSON = re.compile(
     r"university|ministry|department|government|association|club|partners|holdings|"
     r"редакция|корреспондент|updated|published|posted|min(?:ute)?s?|read|follow|twitter|facebook)\b",
     re.I)
+_CJK_NAME = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af·・]{2,8}")
 _ARTICLES = {"the", "la", "le", "les", "der", "die", "das", "el", "los", "las", "il", "lo", "a", "an", "our", "my"}
 _PARTICLES = {"de", "da", "do", "dos", "das", "del", "della", "der", "den", "van", "von", "zu", "bin",
               "ibn", "al", "el", "la", "le", "du", "di", "y", "e", "ten", "ter", "st.", "mc", "mac"}
@@ -250,13 +251,18 @@ def clean_person_name(raw: str, site_keys: set[str]) -> str | None:
     if name.isupper():
         name = name.title()  # "STEVE PEOPLES" -> "Steve Peoples"
     words = name.split()
+    if len(words) == 1 and _CJK_NAME.fullmatch(name):
+        return name  # Chinese, Japanese and Korean names are written without spaces
     if not 2 <= len(words) <= 5 or len(name) > 60 or words[0].lower() in _ARTICLES:
         return None
     for word in words:
         if word.lower() in _PARTICLES:
             continue
         first = word[0]
-        if not (first.isupper() or (word[:2].lower() in {"o'", "d'"} and len(word) > 2)):
+        # Names start with a capital; scripts without case (Arabic, Hebrew, ...) pass.
+        if first.islower() and not (word[:2].lower() in {"o'", "d'"} and len(word) > 2):
+            return None
+        if not first.isalpha():
             return None
     return name
 
