@@ -10,7 +10,7 @@ from crawler.alerts.render import clean_line
 from crawler.daemon.lock import current_owner
 from crawler.daemon.schedules import Schedules, format_duration
 from crawler.store.repository import utcnow
-from crawler.store.schema import alerts, sources
+from crawler.store.schema import alerts, runs, sources
 
 
 def collect_status(store, schedules: Schedules | None = None, now: datetime | None = None) -> dict:
@@ -27,6 +27,11 @@ def collect_status(store, schedules: Schedules | None = None, now: datetime | No
         oldest = conn.execute(select(func.min(alerts.c.created_at))
                               .where(alerts.c.status.in_(("pending", "sending")), alerts.c.next_attempt_at <= now)
                               ).scalar_one()
+        recent = {}
+        for row in rows:
+            news = list(conn.execute(select(runs.c.new).where(runs.c.source_id == row["id"])
+                                     .order_by(runs.c.id.desc()).limit(10)).scalars())
+            recent[row["id"]] = sum(news) / len(news) if news else None
     known = {r["url"] for r in rows}
     for url, schedule in scheduled.items():
         if url not in known:
@@ -45,6 +50,7 @@ def collect_status(store, schedules: Schedules | None = None, now: datetime | No
             "consecutive_failures": row.get("consecutive_failures") or 0,
             "last_error": row.get("last_error"),
             "last_new_count": row.get("last_new_count"),
+            "new_per_run_recent": recent.get(row.get("id")),  # mean over the last 10 runs
             "articles_total": row.get("articles_total") or 0,
             "runs": row.get("runs") or 0,
             "health": row.get("health") or "ok",
@@ -86,6 +92,13 @@ def _ago(value: str | None, now: datetime) -> str:
     return format_duration(seconds) + " ago"
 
 
+def _new_per_run(source: dict) -> str:
+    if source["last_new_count"] is None:
+        return "-"
+    mean = source.get("new_per_run_recent")
+    return f"{source['last_new_count']} (avg {mean:.1f})" if mean is not None else str(source["last_new_count"])
+
+
 def _next(value: str | None, now: datetime, running: bool) -> str:
     if not value:
         return "-"
@@ -105,7 +118,8 @@ def format_status(status: dict, now: datetime | None = None) -> str:
         lines.append("Scheduler: not running")
     lines.append("")
     lines.append(f"Sources ({len(status['sources'])}):")
-    header = ("SOURCE", "SCHEDULE", "NEXT RUN", "LAST SUCCESS", "FAILS", "NEW/RUN", "HEALTH", "LAST ERROR")
+    header = ("SOURCE", "SCHEDULE", "NEXT RUN", "LAST SUCCESS", "FAILS", "NEW LAST RUN (AVG 10)", "RUNS", "HEALTH",
+              "LAST ERROR")
     table = [header]
     for s in status["sources"]:
         interval = s.get("poll_interval")
@@ -117,7 +131,8 @@ def format_status(status: dict, now: datetime | None = None) -> str:
             _next(s["next_run_at"], now, sched["running"]),
             _ago(s["last_success_at"], now),
             str(s["consecutive_failures"]),
-            "-" if s["last_new_count"] is None else str(s["last_new_count"]),
+            _new_per_run(s),
+            str(s["runs"]),
             s["health"],
             clean_line(s["last_error"] or "", 60),
         ))
