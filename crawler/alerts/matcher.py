@@ -167,7 +167,7 @@ def _meta_keys(article: Mapping) -> set[str]:
     if source := article.get("source"):
         source = str(source)
         keys |= _host_keys("source", source) if "://" in source else _name_keys("source", source)
-    if feed_url := article.get("feed_url"):
+    if feed_url := article.get("feed_url") or article.get("source_feed"):
         keys |= _host_keys("source", str(feed_url))
     return keys
 
