@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-extract install clean
+.PHONY: demo test bench bench-extract bench-endurance install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench-extract: $(STAMP)
 	$(BIN)/newswatch bench extract tests/data/aeb-dev
+
+bench-endurance: $(STAMP)
+	$(BIN)/python -m bench.endurance
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -86,7 +86,11 @@ def cmd_crawl(args) -> int:
     overrides.setdefault("LOG_LEVEL", _log_level(args.verbose))
     overrides["PROGRESS_ENABLED"] = progress_enabled()
     settings = build_settings(args.db, args.watch, args.output, overrides)
+    from crawler.monitoring import flush_sentry, init_sentry
+
+    init_sentry()  # errors of this crawl reach Sentry when SENTRY_DSN is set
     stats = crawl_once(args.urls, settings)
+    flush_sentry()
     summary = summarize(stats)
     print(format_summary(summary), file=sys.stderr)
     if not args.no_send:

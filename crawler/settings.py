@@ -67,6 +67,7 @@ REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 
 # -- extensions -----------------------------------------------------------------------
 EXTENSIONS = {
+    "crawler.monitoring.SentryExtension": 100,  # on when SENTRY_DSN is set
     "crawler.progress.ProgressExtension": 500,
 }
 PROGRESS_ENABLED = False  # `newswatch crawl` switches it on when stderr is a terminal

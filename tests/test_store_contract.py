@@ -53,3 +53,18 @@ def test_a_failed_transaction_writes_nothing(db_url):
         pass
     assert store.count_articles() == 0
     store.dispose()
+
+
+def test_a_database_from_an_older_version_is_upgraded(db_url):
+    from sqlalchemy import create_engine, text
+
+    store = Store.from_url(db_url)
+    store.get_source("https://a.example/feed")
+    with store.begin() as conn:  # as if made before the `health_since` column existed
+        conn.execute(text("ALTER TABLE sources DROP COLUMN health_since"))
+    store.dispose()
+    upgraded = Store.from_url(db_url)
+    upgraded.update_source(upgraded.get_source("https://a.example/feed")["id"],
+                           health_since=datetime(2024, 1, 1))
+    assert upgraded.get_source("https://a.example/feed")["health_since"] == datetime(2024, 1, 1)
+    upgraded.dispose()

@@ -160,9 +160,7 @@ class Daemon:
 
         self.lock.acquire()
         try:
-            if init_sentry():
-                self.settings.set("EXTENSIONS", {**self.settings.getdict("EXTENSIONS"),
-                                                 "crawler.monitoring.SentryExtension": 100}, priority="cmdline")
+            init_sentry()  # crawler.monitoring.SentryExtension (in EXTENSIONS) switches on with it
             self.dispatcher = Dispatcher.from_settings(self.store, self.settings)
             self._sync_subscriptions(self.schedules)
             self.runner = CrawlerRunner(self.settings)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -101,10 +101,25 @@ class Store:
                     if self.dialect == "postgresql":  # serialise concurrent CREATE TABLEs
                         conn.execute(text("SELECT pg_advisory_xact_lock(7263501)"))
                     schema.metadata.create_all(conn)
+                    self._add_missing_columns(conn)
                 return
             except SQLAlchemyError as exc:
                 if attempt == 2:
                     raise StoreError(f"cannot open database {self.engine.url!r}: {exc}") from exc
+
+    @staticmethod
+    def _add_missing_columns(conn: Connection) -> None:
+        """Upgrade a database made by an older newswatch: columns added since are created
+        (nullable, as existing rows have no value for them)."""
+        inspector = inspect(conn)
+        for table in schema.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                logger.info("database upgraded: %s.%s added", table.name, column.name)
 
     def drop_schema(self) -> None:
         schema.metadata.drop_all(self.engine)
