@@ -15,11 +15,11 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.exceptions import DropItem
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from crawler.alerts.matcher import Matcher
@@ -32,7 +32,7 @@ from crawler.exceptions import ConfigError, ExtractionError, NotAnArticle, Query
 from crawler.extract import extract_article
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
 from crawler.store import open_store
-from crawler.store.repository import utcnow
+from crawler.store.schema import alerts
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +317,11 @@ class StorePipeline:
             item["story_id"] = decision.story_id
             article_id = article_rows.save_article(conn, item, decision.signature)
             self.story_index.record(conn, article_id, item, decision)
+            if decision.merged_story_ids:
+                # Stories this article joined together: their alerts now belong to the merged
+                # story, so a subscription already alerted for either is not alerted again.
+                conn.execute(update(alerts).where(alerts.c.story_id.in_(decision.merged_story_ids))
+                             .values(story_id=decision.story_id))
             item["article_id"] = article_id
             self._enqueue_alerts(conn, item, article_id)
 
