@@ -125,13 +125,14 @@ class ExtractPipeline:
     async def process_item(self, item, spider=None):
         html, url = item.pop("html"), item["url"]
         site, template = self._template(url)
+        learned = template.for_extraction() if template is not None else None  # small to pickle
         try:
             if self.pool is not None:
                 loop = asyncio.get_running_loop()
                 article = await loop.run_in_executor(self.pool, _extract, html, url, item.get("encoding"),
-                                                     template)
+                                                     learned)
             else:
-                article = _extract(html, url, item.get("encoding"), template)
+                article = _extract(html, url, item.get("encoding"), learned)
         except NotAnArticle as exc:
             drop = NotAnArticleDrop(str(exc))
             _count_drop(self.crawler, drop)
