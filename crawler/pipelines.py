@@ -28,7 +28,7 @@ from crawler.dedupe.exact import find_duplicate
 from crawler.dedupe.fingerprints import content_hash
 from crawler.dedupe.stories import StoryIndex
 from crawler.dedupe.urls import canonicalize_url
-from crawler.exceptions import ConfigError, ExtractionError, NotAnArticle, QueryError
+from crawler.exceptions import ConfigError, NotAnArticle, QueryError
 from crawler.extract import extract_article
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
 from crawler.store import open_store
@@ -180,9 +180,7 @@ class DedupePipeline:
         canonical = canonicalize_url(declared) if declared else own
         if site_of(canonical) != site_of(own):
             # A cross-domain canonical names the original: this page is a copy of it.
-            item.setdefault("source_url", declared)
-            if not item.get("source_url"):
-                item["source_url"] = declared
+            item["source_url"] = item.get("source_url") or declared
             canonical = own
         item["canonical_url"] = canonical
         item["content_hash"] = content_hash(item["text"])
@@ -203,39 +201,49 @@ class DedupePipeline:
 
 
 class MatchPipeline:
-    """Matches the article against ``--watch`` queries (``NEWSWATCH_WATCH``) and the stored
-    subscriptions; ``matched`` lists the names of those that matched."""
+    """Matches the article against ``--watch`` queries (``NEWSWATCH_WATCH``) and the active
+    subscriptions; ``matched`` lists the names of those that matched.
+
+    Compiling many subscriptions costs seconds, so the compiled matcher is kept for the
+    process (the daemon runs many crawls) and rebuilt only when the subscriptions changed."""
+
+    _cache: dict[tuple, tuple[int, Matcher, dict]] = {}
 
     def __init__(self, crawler, store, watch: list[str]):
         self.crawler = crawler
         self.store = store
-        self.matcher = Matcher()
-        self.subscriptions: dict[str, dict] = {}
-        for query in watch:
-            try:
-                self.matcher.add(query, parse_query(query))
-            except QueryError as exc:
-                raise ConfigError(f"--watch {query!r}: {exc}") from exc
-        self._load_subscriptions()
+        self.matcher, self.subscriptions = self._compiled(store, tuple(watch))
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, open_store(crawler.settings.get("NEWSWATCH_DB")),
                    crawler.settings.getlist("NEWSWATCH_WATCH"))
 
-    def _load_subscriptions(self) -> None:
-        try:
-            from crawler.alerts.subscriptions import list_subscriptions
-        except ImportError:
-            return
-        with self.store.begin() as conn:
-            for sub in list_subscriptions(conn, include_paused=False):
-                try:
-                    self.matcher.add(f"sub:{sub['name']}", parse_query(sub["query"]))
-                except QueryError as exc:
-                    logger.error("subscription %r has a bad query, skipped: %s", sub["name"], exc)
-                    continue
-                self.subscriptions[f"sub:{sub['name']}"] = sub
+    @classmethod
+    def _compiled(cls, store, watch: tuple[str, ...]) -> tuple[Matcher, dict[str, dict]]:
+        from crawler.alerts.subscriptions import list_subscriptions
+
+        with store.begin() as conn:
+            subs = {f"sub:{sub['name']}": sub for sub in list_subscriptions(conn, include_paused=False)}
+        version = hash(tuple(sorted((name, sub["query"]) for name, sub in subs.items())))
+        key = (str(store.engine.url), watch)
+        cached = cls._cache.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1], subs
+        matcher = Matcher()
+        for query in watch:
+            try:
+                matcher.add(query, parse_query(query))
+            except QueryError as exc:
+                raise ConfigError(f"--watch {query!r}: {exc}") from exc
+        for name, sub in list(subs.items()):
+            try:
+                matcher.add(name, parse_query(sub["query"]))
+            except QueryError as exc:
+                logger.error("subscription %r has a bad query, skipped: %s", sub["name"], exc)
+                del subs[name]
+        cls._cache[key] = (version, matcher, subs)
+        return matcher, subs
 
     def process_item(self, item, spider=None):
         found = self.matcher.match(item)
