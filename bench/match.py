@@ -269,7 +269,7 @@ def scenario_rows(label, subs, articles):
     wall, cpu, cands, matches = measure(matcher, articles)
     rows = [
         (f"[{label}] parse {len(subs):,} subscriptions", f"{t_parse:.1f} s", ""),
-        (f"[{label}] compile Matcher", f"{t_compile:.1f} s", f"{len(matcher._post):,} index keys, peak RSS +{rss:.0f} MB"),
+        (f"[{label}] compile Matcher", f"{t_compile:.1f} s", f"{matcher.index_size():,} index keys, peak RSS +{rss:.0f} MB"),
         (f"[{label}] match 1 article: median", f"{statistics.median(wall):.2f} ms", f"CPU {statistics.median(cpu):.2f} ms"),
         (f"[{label}] match 1 article: p95", f"{percentile(wall, 0.95):.2f} ms", f"CPU {percentile(cpu, 0.95):.2f} ms"),
         (f"[{label}] match 1 article: max", f"{max(wall):.2f} ms", f"CPU {max(cpu):.2f} ms"),

@@ -17,10 +17,10 @@ length (no regular expression is built from user input).
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 from collections import Counter
-from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Set
 from urllib.parse import urlsplit
 
 from crawler.alerts.query import And, Meta, Near, Node, Not, Or, Query, Term, parse_query
@@ -111,13 +111,13 @@ class _Field:
             yield self.tokens[position], position
             yield from self._comp_at.get(position, ())
 
-    def bigrams(self, firsts: Container[str]) -> set[str]:
+    def bigrams(self, firsts: Set[str]) -> set[str]:
         """``"a b"`` keys for adjacent words (plain or compound) whose first word is in ``firsts``."""
-        wanted = {w for w in self.words if w in firsts}
+        wanted = self.words & firsts
         if not wanted:
             return set()
         toks = self.tokens
-        keys = {toks[i] + " " + toks[i + 1] for i in range(len(toks) - 1) if toks[i] in wanted}
+        keys = {a + " " + b for a, b in zip(toks, itertools.islice(toks, 1, None)) if a in wanted}
         if self.compounds:
             starts = {}
             for start, end, joined in self.compounds:
@@ -411,25 +411,39 @@ def _simple_keys(term: Term | Meta) -> frozenset[str]:
     return clause
 
 
-@dataclass
 class _Compiled:
-    qid: int
-    name: str
-    query: Query
-    clauses: list[frozenset[str]]
-    exact: bool
-    term_keys: list[tuple[str, frozenset[str]]]  # exact queries: (display, keys) of positive terms
-    neg_keys: list[frozenset[str]]  # exact queries: keys of negated terms
-    unchecked: list[frozenset[str]]  # exact queries: required clauses not in the index
+    """One compiled query (slotted: a Matcher holds ~100k of these)."""
+
+    __slots__ = ("qid", "name", "query", "clauses", "exact", "term_keys", "neg_keys", "unchecked")
+
+    def __init__(self, qid, name, query, clauses, exact, term_keys, neg_keys, unchecked):
+        self.qid = qid
+        self.name = name
+        self.query = query
+        self.clauses = clauses  # the indexed clauses (1 to MAX_INDEXED_CLAUSES)
+        self.exact = exact
+        self.term_keys = term_keys  # exact queries: (display, keys) of positive terms
+        self.neg_keys = neg_keys  # exact queries: keys of negated terms
+        self.unchecked = unchecked  # exact queries: required clauses not in the index
 
 
 class Matcher:
-    """Many named queries compiled together; ``match(article)`` returns the matches."""
+    """Many named queries compiled together; ``match(article)`` returns the matches.
+
+    The index is one flat dict ``_post`` from a key to a list of ints: the id of each
+    query with a single indexed clause that holds the key (a hit makes the query a
+    candidate), and ``~(qid << 4 | clauses << 2 | slot)`` (a negative number) for
+    queries with 2 or 3 indexed clauses (a candidate once every slot has a hit). The
+    article's keys are intersected with the index and the lists merged by set
+    operations that run in C. A query whose answer is just "its one term is there" is
+    answered from ``_direct`` without any evaluation.
+    """
 
     def __init__(self, queries: Mapping[str, str | Query] | None = None):
         self._by_name: dict[str, _Compiled] = {}
         self._by_id: dict[int, _Compiled] = {}
-        self._post: dict[str, dict[int, set[int]]] = {}
+        self._post: dict[str, list[int]] = {}
+        self._direct: dict[int, tuple[str, str]] = {}  # qid -> (name, matched term)
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
         self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
@@ -447,6 +461,10 @@ class Matcher:
     def query(self, name: str) -> Query:
         return self._by_name[name].query
 
+    def index_size(self) -> int:
+        """How many distinct keys the index holds."""
+        return len(self._post)
+
     def add(self, name: str, query: str | Query) -> Query:
         """Add (or replace) the query called ``name``; raise QueryError if it does not parse."""
         query = _as_query(query)
@@ -456,40 +474,60 @@ class Matcher:
         if not clauses:  # parse_query refuses these; a hand-built tree might not
             raise ValueError(f"query {name!r} has no term that must be present")
         exact = _is_exact(query.root)
-        ranked = sorted(clauses, key=_clause_score, reverse=True)
-        # Index the rarest-looking clauses; never a lone lang: key when there is more
-        # (every English article would pull in every "lang:en ..." query).
-        chosen = [c for c in ranked if _clause_score(c) > _WEAK_SCORE][:MAX_INDEXED_CLAUSES] or ranked[:1]
+        if len(clauses) == 1:
+            chosen = clauses
+        else:
+            scores = {c: _clause_score(c) for c in clauses}
+            ranked = sorted(clauses, key=scores.__getitem__, reverse=True)
+            # Index the rarest-looking clauses; never a lone lang: key when there is more
+            # (every English article would pull in every "lang:en ..." query).
+            chosen = [c for c in ranked if scores[c] > _WEAK_SCORE][:MAX_INDEXED_CLAUSES] or ranked[:1]
         unchecked = [c for c in clauses if c not in chosen] if exact else []
         term_keys, neg_keys = [], []
         if exact:
             term_keys = [(t.display, _simple_keys(t)) for t in query.terms()]
             if isinstance(query.root, And):
                 neg_keys = [_simple_keys(c.child) for c in query.root.children if isinstance(c, Not)]
-        comp = _Compiled(self._next_id, name, query, chosen, exact, term_keys, neg_keys, unchecked)
+        qid = self._next_id
+        self._next_id += 1
+        comp = _Compiled(qid, name, query, tuple(chosen), exact, term_keys, neg_keys, unchecked)
         for key in (key for keys in neg_keys + unchecked for key in keys):
             self._count_key(key, +1)  # so that articles compute these bigram/prefix keys too
-        self._next_id += 1
         self._by_name[name] = comp
-        self._by_id[comp.qid] = comp
-        for slot, clause in zip(_SLOTS[len(chosen)], chosen):
+        self._by_id[qid] = comp
+        if exact and len(term_keys) == 1 and not neg_keys and not unchecked:
+            self._direct[qid] = (name, term_keys[0][0])
+        post = self._post
+        for code, clause in self._postings(comp):
             for key in clause:
-                self._post.setdefault(key, {}).setdefault(slot, set()).add(comp.qid)
+                codes = post.get(key)
+                if codes is None:
+                    post[key] = [code]
+                else:
+                    codes.append(code)
                 self._count_key(key, +1)
         return query
+
+    @staticmethod
+    def _postings(comp: _Compiled):
+        """``(code, clause)`` for each indexed clause of ``comp`` (see the class doc)."""
+        n = len(comp.clauses)
+        if n == 1:
+            return [(comp.qid, comp.clauses[0])]
+        return [(~(comp.qid << 4 | n << 2 | slot), clause) for slot, clause in enumerate(comp.clauses)]
 
     def remove(self, name: str) -> None:
         """Forget the query called ``name`` (KeyError if unknown)."""
         comp = self._by_name.pop(name)
         del self._by_id[comp.qid]
-        for slot, clause in zip(_SLOTS[len(comp.clauses)], comp.clauses):
+        self._direct.pop(comp.qid, None)
+        post = self._post
+        for code, clause in self._postings(comp):
             for key in clause:
-                slots = self._post[key]
-                slots[slot].discard(comp.qid)
-                if not slots[slot]:
-                    del slots[slot]
-                    if not slots:
-                        del self._post[key]
+                codes = post[key]
+                codes.remove(code)
+                if not codes:
+                    del post[key]
                 self._count_key(key, -1)
         for key in (key for keys in comp.neg_keys + comp.unchecked for key in keys):
             self._count_key(key, -1)
@@ -513,16 +551,19 @@ class Matcher:
             self._prefix_cache.clear()
 
     def _present_keys(self, art: ArticleIndex) -> set[str]:
-        keys = art.title.words | art.text.words
+        words = art.title.words | art.text.words
+        keys = set(words)
         if self._bigram_firsts:
-            keys |= art.title.bigrams(self._bigram_firsts)
-            keys |= art.text.bigrams(self._bigram_firsts)
+            firsts = self._bigram_firsts.keys()
+            keys |= art.title.bigrams(firsts)
+            keys |= art.text.bigrams(firsts)
         if self._prefixes:
             cache = self._prefix_cache
             if len(cache) > 200_000:
                 cache.clear()
-            for word in art.title.words | art.text.words:
-                found = cache.get(word)
+            get = cache.get
+            for word in words:
+                found = get(word)
                 if found is None:
                     found = cache[word] = self._prefix_keys_of(word)
                 if found:
@@ -539,21 +580,17 @@ class Matcher:
         """Ids of the queries whose indexed clauses all have a key in the article."""
         if present is None:
             present = self._present_keys(art)
-        acc: dict[int, set[int]] = {}
         post = self._post
-        for key in present & post.keys():
-            for slot, qids in post[key].items():
-                got = acc.get(slot)
-                if got is None:
-                    acc[slot] = set(qids)
-                else:
-                    got |= qids
-        empty: set[int] = set()
-        found = set(acc.get(0, empty))
-        if 1 in acc and 2 in acc:
-            found |= acc[1] & acc[2]
-        if 3 in acc and 4 in acc and 5 in acc:
-            found |= acc[3] & acc[4] & acc[5]
+        codes = set().union(*map(post.__getitem__, present & post.keys()))
+        if not codes or min(codes) >= 0:
+            return codes
+        codes = sorted(codes)
+        split = bisect.bisect_left(codes, 0)
+        found = set(codes[split:])
+        # one code per (query, slot) hit; a query is a candidate when the number of its
+        # slots hit equals its number of clauses (bits 2-3 of the code)
+        slots_hit = Counter([~code >> 2 for code in codes[:split]])
+        found.update([qn >> 2 for qn, n in slots_hit.items() if n == qn & 3])
         return found
 
     def match(self, article: Mapping) -> dict[str, list[str]]:
@@ -561,12 +598,16 @@ class Matcher:
         art = ArticleIndex(article)
         present = self._present_keys(art)
         results = {}
+        direct = self._direct.get
+        by_id = self._by_id
         for qid in self.candidates(art, present):
-            comp = self._by_id[qid]
+            hit = direct(qid)
+            if hit is not None:  # one term, and it is there
+                results[hit[0]] = [hit[1]]
+                continue
+            comp = by_id[qid]
             if comp.exact:
-                if len(comp.term_keys) == 1 and not comp.neg_keys and not comp.unchecked:  # one term: there
-                    results[comp.name] = [comp.term_keys[0][0]]
-                elif all(keys.isdisjoint(present) for keys in comp.neg_keys) and not any(
+                if all(keys.isdisjoint(present) for keys in comp.neg_keys) and not any(
                     keys.isdisjoint(present) for keys in comp.unchecked
                 ):
                     terms = [d for d, keys in comp.term_keys if not keys.isdisjoint(present)]

@@ -104,20 +104,20 @@ def fold_text(text: str) -> str:
 
 def split_words(text: str) -> list[str]:
     """Return ``[sep0, word1, sep1, word2, ..., sepN]`` (separators may be empty)."""
-    if not _NEEDS_FULL_RE.search(text):
+    if text.isascii() or not _NEEDS_FULL_RE.search(text):
         return _FAST_WORD_RE.split(text)
     if _HAS_CJK_RE.search(text):
         return _WORD_CJK_RE.split(text)
     return _WORD_RE.split(text)
 
 
-def _is_joiner(sep: str, before: str, after: str) -> bool:
-    if len(sep) != 1:
-        return False
-    if sep in JOINERS:
-        return True
+#: Separators that may join two words: the joiners, and "." between single letters.
+_JOIN_SEPS = JOINERS | {"."}
+
+
+def _is_acronym_dot(before: str, after: str) -> bool:
     # Acronyms written with full stops: "U.S." -> "us", "U.N." -> "un".
-    return sep == "." and len(before) == 1 and len(after) == 1 and before.isalpha() and after.isalpha()
+    return len(before) == 1 and len(after) == 1 and before.isalpha() and after.isalpha()
 
 
 @dataclass
@@ -164,11 +164,29 @@ def tokenize(text: str, with_spans: bool = False) -> Tokens:
     return result
 
 
+def _joined_at(raw: list[str], seps: list[str]) -> list[int]:
+    """Indices ``i`` of the separators that join word ``i`` and word ``i + 1``.
+
+    Separators are nearly all spaces and punctuation that join nothing: the few distinct
+    joiners present are found with a set intersection, then located with ``list.index``
+    (both C loops), instead of testing every separator in Python.
+    """
+    found = []
+    for sep in _JOIN_SEPS.intersection(seps):
+        index, i = seps.index, -1
+        try:
+            while True:
+                i = index(sep, i + 1)
+                if sep != "." or _is_acronym_dot(raw[i], raw[i + 1]):
+                    found.append(i)
+        except ValueError:
+            pass
+    found.sort()
+    return found
+
+
 def _compounds(tokens, raw, seps):
-    joined = [
-        i for i, sep in enumerate(seps)
-        if len(sep) == 1 and sep != " " and _is_joiner(sep, raw[i], raw[i + 1])
-    ]
+    joined = _joined_at(raw, seps)
     compounds = []
     runs = []
     k = 0
