@@ -71,7 +71,7 @@ def mb(value: float) -> str:
 
 
 def format_table(rows: list[tuple[str, list[Result]]]) -> str:
-    header = ("run", "pages", "stored", "wall s", "pages/s", "CPU %", "peak RSS MB", "peak PSS MB")
+    header = ("run", "pages", "stored", "wall s", "pages/s", "CPU %", "CPU ms/page", "peak RSS MB", "peak PSS MB")
     lines = []
     for name, results in rows:
         if not results:
@@ -83,6 +83,7 @@ def format_table(rows: list[tuple[str, list[Result]]]) -> str:
             f"{median([r.measurement.wall for r in results]):.1f}",
             f"{median([r.pages_per_s for r in results]):.1f}",
             f"{median([r.measurement.cpu_percent for r in results]):.0f}",
+            f"{median([r.cpu_ms_per_page for r in results]):.1f}",
             mb(max(r.measurement.peak_rss for r in results)),
             mb(max(r.measurement.peak_pss for r in results)),
         ))
@@ -94,12 +95,17 @@ def format_table(rows: list[tuple[str, list[Result]]]) -> str:
 
 
 def ratio_line(label: str, top: list[Result], bottom: list[Result], target: float) -> str:
+    """The ratio of pages/s, and the same ratio computed from CPU per page (what it would
+    be on a machine where both contenders get all the CPU they can use)."""
     if not top or not bottom:
         return f"{label}: not measured"
     a, b = median([r.pages_per_s for r in top]), median([r.pages_per_s for r in bottom])
     value = a / b if b else float("inf")
     verdict = "OK" if value >= target else "BELOW TARGET"
-    return f"{label}: {value:.2f} (target >= {target:g}) {verdict}"
+    ca, cb = median([r.cpu_ms_per_page for r in top]), median([r.cpu_ms_per_page for r in bottom])
+    by_cpu = cb / ca if ca else float("inf")
+    return (f"{label}: {value:.2f} by pages/s, {by_cpu:.2f} by CPU per page "
+            f"(target >= {target:g}) {verdict}")
 
 
 def _stop(signum, frame):
