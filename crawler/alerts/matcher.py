@@ -3,10 +3,11 @@
 :class:`Matcher` compiles every query into a few *required clauses*: sets of keys of
 which at least one must be present in an article for the query to possibly match (a
 word, a ``"word word"`` bigram for phrases, a ``prefix*``, a ``site:host``…). Each
-query is filed under the keys of at most three of its rarest-looking clauses. To
-match an article it is tokenised once; its keys are intersected with the index (a C
-set operation), the candidate queries are those whose indexed clauses all hit, and
-only those candidates are evaluated against the article's word positions. Queries
+query is filed under the keys of its rarest-looking clause. To match an article it is
+tokenised once; its keys are intersected with the index (a C set operation), the
+candidate queries are those whose indexed clause hit and whose other clauses have a
+key in the article too, and only those candidates are evaluated against the
+article's word positions. Queries
 whose clauses say everything (plain words and ORs of them) skip the evaluation.
 
 Cost therefore grows with the article and with the number of candidates, not with the
@@ -28,8 +29,6 @@ from crawler.alerts.text import Tokens, tokenize
 
 logger = logging.getLogger(__name__)
 
-MAX_INDEXED_CLAUSES = 3
-_SLOTS = {1: (0,), 2: (1, 2), 3: (3, 4, 5)}
 _MAX_NAME_WORDS = 6
 
 
@@ -334,7 +333,6 @@ def _key_score(key: str) -> float:
     return float(len(key))
 
 
-_WEAK_SCORE = -10.0  # lang: keys
 
 
 def _clause_score(clause: frozenset[str]) -> float:
@@ -353,6 +351,16 @@ def _alternative_keys(alt: tuple[str, ...], prefix: bool) -> list[str]:
     return keys
 
 
+_TERM_CLAUSES: dict[tuple, tuple[frozenset[str], ...]] = {}  # (chunks, prefix) -> clauses
+
+
+def _term_clauses(term: Term) -> tuple[frozenset[str], ...]:
+    alts = term.alternatives
+    if len(alts) == 1:
+        return tuple(frozenset([key]) for key in _alternative_keys(alts[0], term.prefix))
+    return (frozenset(max(_alternative_keys(alt, term.prefix), key=_key_score) for alt in alts),)
+
+
 def required_clauses(node: Node) -> list[frozenset[str]] | None:
     """Clauses (sets of keys) each of which must have a key in an article ``node`` matches.
 
@@ -361,10 +369,13 @@ def required_clauses(node: Node) -> list[frozenset[str]] | None:
     if isinstance(node, Meta):
         return [frozenset([node.key])]
     if isinstance(node, Term):
-        alts = node.alternatives
-        if len(alts) == 1:
-            return [frozenset([key]) for key in _alternative_keys(alts[0], node.prefix)]
-        return [frozenset(max(_alternative_keys(alt, node.prefix), key=_key_score) for alt in alts)]
+        cache_key = (node.chunks, node.prefix)
+        found = _TERM_CLAUSES.get(cache_key)
+        if found is None:
+            if len(_TERM_CLAUSES) >= 200_000:
+                _TERM_CLAUSES.clear()
+            found = _TERM_CLAUSES[cache_key] = _term_clauses(node)
+        return list(found)
     if isinstance(node, Not):
         return None
     if isinstance(node, Near):
@@ -406,6 +417,20 @@ def _is_exact(node: Node) -> bool:
     return False
 
 
+def _all_terms(node: Node):
+    """Every word/phrase term of the tree, negated or not."""
+    if isinstance(node, Term):
+        yield node
+    elif isinstance(node, Not):
+        yield from _all_terms(node.child)
+    elif isinstance(node, Near):
+        yield from _all_terms(node.left)
+        yield from _all_terms(node.right)
+    elif isinstance(node, (And, Or)):
+        for child in node.children:
+            yield from _all_terms(child)
+
+
 def _simple_keys(term: Term | Meta) -> frozenset[str]:
     (clause,) = required_clauses(term)
     return clause
@@ -414,29 +439,30 @@ def _simple_keys(term: Term | Meta) -> frozenset[str]:
 class _Compiled:
     """One compiled query (slotted: a Matcher holds ~100k of these)."""
 
-    __slots__ = ("qid", "name", "query", "clauses", "exact", "term_keys", "neg_keys", "unchecked")
+    __slots__ = ("qid", "name", "query", "clause", "others", "exact", "term_keys", "neg_keys", "seeds")
 
-    def __init__(self, qid, name, query, clauses, exact, term_keys, neg_keys, unchecked):
+    def __init__(self, qid, name, query, clause, others, exact, term_keys, neg_keys, seeds):
         self.qid = qid
         self.name = name
         self.query = query
-        self.clauses = clauses  # the indexed clauses (1 to MAX_INDEXED_CLAUSES)
+        self.clause = clause  # the indexed clause
+        self.others = others  # the other required clauses, checked against the article's keys
         self.exact = exact
         self.term_keys = term_keys  # exact queries: (display, keys) of positive terms
         self.neg_keys = neg_keys  # exact queries: keys of negated terms
-        self.unchecked = unchecked  # exact queries: required clauses not in the index
+        # other queries: (id(term), required clauses, simple) of each word/phrase term
+        self.seeds = seeds
 
 
 class Matcher:
     """Many named queries compiled together; ``match(article)`` returns the matches.
 
-    The index is one flat dict ``_post`` from a key to a list of ints: the id of each
-    query with a single indexed clause that holds the key (a hit makes the query a
-    candidate), and ``~(qid << 4 | clauses << 2 | slot)`` (a negative number) for
-    queries with 2 or 3 indexed clauses (a candidate once every slot has a hit). The
-    article's keys are intersected with the index and the lists merged by set
-    operations that run in C. A query whose answer is just "its one term is there" is
-    answered from ``_direct`` without any evaluation.
+    The index is one flat dict ``_post`` from a key to the ids of the queries whose
+    indexed clause (the rarest-looking of its required clauses) holds it: the article's
+    keys are intersected with the index and the id lists merged by set operations that
+    run in C. A query so found is a candidate when its other required clauses also have
+    a key in the article (``frozenset.isdisjoint``, in C). A query whose answer is just
+    "its one term is there" is answered from ``_direct`` without any evaluation.
     """
 
     def __init__(self, queries: Mapping[str, str | Query] | None = None):
@@ -447,7 +473,7 @@ class Matcher:
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
         self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
-        self._bigram_firsts: Counter[str] = Counter()  # first words of indexed "a b" keys
+        self._bigram_firsts: Counter[str] = Counter()  # first words of "a b" keys in use
         self._next_id = 0
         for name, query in (queries or {}).items():
             self.add(name, query)
@@ -474,47 +500,38 @@ class Matcher:
         if not clauses:  # parse_query refuses these; a hand-built tree might not
             raise ValueError(f"query {name!r} has no term that must be present")
         exact = _is_exact(query.root)
-        if len(clauses) == 1:
-            chosen = clauses
-        else:
-            scores = {c: _clause_score(c) for c in clauses}
-            ranked = sorted(clauses, key=scores.__getitem__, reverse=True)
-            # Index the rarest-looking clauses; never a lone lang: key when there is more
+        best = clauses[0]
+        if len(clauses) > 1:
+            # Index the rarest-looking clause; never a lone lang: key when there is more
             # (every English article would pull in every "lang:en ..." query).
-            chosen = [c for c in ranked if scores[c] > _WEAK_SCORE][:MAX_INDEXED_CLAUSES] or ranked[:1]
-        unchecked = [c for c in clauses if c not in chosen] if exact else []
-        term_keys, neg_keys = [], []
+            best = max(clauses, key=_clause_score)
+        others = tuple(c for c in clauses if c is not best)
+        term_keys, neg_keys = (), ()
         if exact:
-            term_keys = [(t.display, _simple_keys(t)) for t in query.terms()]
+            term_keys = tuple((t.display, _simple_keys(t)) for t in query.terms())
             if isinstance(query.root, And):
-                neg_keys = [_simple_keys(c.child) for c in query.root.children if isinstance(c, Not)]
+                neg_keys = tuple(_simple_keys(c.child) for c in query.root.children if isinstance(c, Not))
         qid = self._next_id
         self._next_id += 1
-        comp = _Compiled(qid, name, query, tuple(chosen), exact, term_keys, neg_keys, unchecked)
-        for key in (key for keys in neg_keys + unchecked for key in keys):
-            self._count_key(key, +1)  # so that articles compute these bigram/prefix keys too
+        seeds = () if exact else tuple(
+            (id(t), tuple(required_clauses(t)), _is_simple(t)) for t in _all_terms(query.root)
+        )
+        comp = _Compiled(qid, name, query, best, others, exact, term_keys, neg_keys, seeds)
         self._by_name[name] = comp
         self._by_id[qid] = comp
-        if exact and len(term_keys) == 1 and not neg_keys and not unchecked:
+        if exact and len(term_keys) == 1 and not neg_keys and not others:
             self._direct[qid] = (name, term_keys[0][0])
         post = self._post
-        for code, clause in self._postings(comp):
-            for key in clause:
-                codes = post.get(key)
-                if codes is None:
-                    post[key] = [code]
-                else:
-                    codes.append(code)
+        for key in best:
+            codes = post.get(key)
+            if codes is None:
+                post[key] = [qid]
+            else:
+                codes.append(qid)
+        for keys in self._keys_used(comp):
+            for key in keys:  # so that articles compute these bigram/prefix keys
                 self._count_key(key, +1)
         return query
-
-    @staticmethod
-    def _postings(comp: _Compiled):
-        """``(code, clause)`` for each indexed clause of ``comp`` (see the class doc)."""
-        n = len(comp.clauses)
-        if n == 1:
-            return [(comp.qid, comp.clauses[0])]
-        return [(~(comp.qid << 4 | n << 2 | slot), clause) for slot, clause in enumerate(comp.clauses)]
 
     def remove(self, name: str) -> None:
         """Forget the query called ``name`` (KeyError if unknown)."""
@@ -522,15 +539,23 @@ class Matcher:
         del self._by_id[comp.qid]
         self._direct.pop(comp.qid, None)
         post = self._post
-        for code, clause in self._postings(comp):
-            for key in clause:
-                codes = post[key]
-                codes.remove(code)
-                if not codes:
-                    del post[key]
+        for key in comp.clause:
+            codes = post[key]
+            codes.remove(comp.qid)
+            if not codes:
+                del post[key]
+        for keys in self._keys_used(comp):
+            for key in keys:
                 self._count_key(key, -1)
-        for key in (key for keys in comp.neg_keys + comp.unchecked for key in keys):
-            self._count_key(key, -1)
+
+    @staticmethod
+    def _keys_used(comp: _Compiled):
+        """The key sets a match checks in the article's keys for ``comp``."""
+        yield comp.clause
+        yield from comp.others
+        yield from comp.neg_keys
+        for _, clauses, _ in comp.seeds:
+            yield from clauses
 
     def _count_key(self, key: str, delta: int):
         if ":" in key:
@@ -577,42 +602,45 @@ class Matcher:
         return tuple(word[:n] + "*" for n in self._prefix_lengths if n <= len(word) and word[:n] in prefixes)
 
     def candidates(self, art: ArticleIndex, present: set[str] | None = None) -> set[int]:
-        """Ids of the queries whose indexed clauses all have a key in the article."""
+        """Ids of the queries whose required clauses all have a key in the article."""
         if present is None:
             present = self._present_keys(art)
+        direct, others = self._candidates(present)
+        return direct | {comp.qid for comp in others}
+
+    def _candidates(self, present: set[str]) -> tuple[set[int], list[_Compiled]]:
+        """The ids of the direct-answer candidates, and the other candidates."""
         post = self._post
-        codes = set().union(*map(post.__getitem__, present & post.keys()))
-        if not codes or min(codes) >= 0:
-            return codes
-        codes = sorted(codes)
-        split = bisect.bisect_left(codes, 0)
-        found = set(codes[split:])
-        # one code per (query, slot) hit; a query is a candidate when the number of its
-        # slots hit equals its number of clauses (bits 2-3 of the code)
-        slots_hit = Counter([~code >> 2 for code in codes[:split]])
-        found.update([qn >> 2 for qn, n in slots_hit.items() if n == qn & 3])
-        return found
+        hits = set().union(*map(post.__getitem__, present & post.keys()))
+        direct = hits & self._direct.keys()
+        hits -= direct
+        disjoint = present.isdisjoint
+        comps = map(self._by_id.__getitem__, hits)
+        return direct, [comp for comp in comps if not comp.others or not any(map(disjoint, comp.others))]
 
     def match(self, article: Mapping) -> dict[str, list[str]]:
         """``{query name: [matched terms]}`` for the queries the article matches, by name."""
         art = ArticleIndex(article)
         present = self._present_keys(art)
-        results = {}
-        direct = self._direct.get
-        by_id = self._by_id
-        for qid in self.candidates(art, present):
-            hit = direct(qid)
-            if hit is not None:  # one term, and it is there
-                results[hit[0]] = [hit[1]]
-                continue
-            comp = by_id[qid]
+        direct, others = self._candidates(present)
+        results = {name: [term] for name, term in map(self._direct.__getitem__, direct)}
+        disjoint = present.isdisjoint
+        memo = art.memo
+        for comp in others:
             if comp.exact:
-                if all(keys.isdisjoint(present) for keys in comp.neg_keys) and not any(
-                    keys.isdisjoint(present) for keys in comp.unchecked
-                ):
-                    terms = [d for d, keys in comp.term_keys if not keys.isdisjoint(present)]
+                if not comp.neg_keys or all(map(disjoint, comp.neg_keys)):
+                    terms = [d for d, keys in comp.term_keys if not disjoint(keys)]
                     results[comp.name] = list(dict.fromkeys(terms))
-            elif evaluate(comp.query.root, art):
+                continue
+            # what the article's keys already tell about the query's terms: absent when
+            # a required clause has no key, present when the keys say everything
+            for term_id, clauses, simple in comp.seeds:
+                if term_id not in memo:
+                    if any(map(disjoint, clauses)):
+                        memo[term_id] = False
+                    elif simple:
+                        memo[term_id] = True
+            if evaluate(comp.query.root, art):
                 results[comp.name] = matched_terms(comp.query, art)
         return dict(sorted(results.items()))
 

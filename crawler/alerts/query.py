@@ -41,7 +41,7 @@ import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from crawler.alerts.text import tokenize
+from crawler.alerts.text import fold_token, tokenize
 from crawler.exceptions import QueryError
 
 logger = logging.getLogger(__name__)
@@ -55,20 +55,21 @@ OPEN_QUOTES = '"\u201c\u201e'
 CLOSE_QUOTES = '"\u201d\u201c'
 _SPECIAL = "()" + OPEN_QUOTES + CLOSE_QUOTES
 _SCOPE_RE = re.compile(r"([A-Za-z]+):")
+_BARE_WORD_RE = re.compile("[^\\s%s]*" % re.escape(_SPECIAL))  # up to a space or special
 _URL_SCHEMES = ("http", "https", "ftp", "mailto")
 
 
 # --- the syntax tree -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     def terms(self) -> list[Term | Meta]:
         """The positive terms (not under a NOT), in query order."""
         return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Term(Node):
     """Words that must appear in this order: ``chunks`` are groups of words written
     joined (``jong-un`` is one chunk of two words); ``prefix`` makes the last word a
@@ -83,16 +84,15 @@ class Term(Node):
     def terms(self):
         return [self]
 
-    @functools.cached_property
+    @property
     def alternatives(self) -> list[tuple[str, ...]]:
         """Word sequences that count as this term: each chunk split or joined."""
-        if all(len(chunk) == 1 for chunk in self.chunks):
-            return [tuple(chunk[0] for chunk in self.chunks)]
-        options = [[chunk] if len(chunk) == 1 else [chunk, ("".join(chunk),)] for chunk in self.chunks]
-        alternatives = []
-        for combo in itertools.islice(itertools.product(*options), MAX_ALTERNATIVES):
-            alternatives.append(tuple(word for part in combo for word in part))
-        return alternatives
+        found = _ALTERNATIVES.get(self.chunks)
+        if found is None:
+            if len(_ALTERNATIVES) >= _CACHE_MAX:
+                _ALTERNATIVES.clear()
+            found = _ALTERNATIVES[self.chunks] = _alternatives(self.chunks)
+        return found
 
     @property
     def display(self) -> str:
@@ -104,7 +104,21 @@ class Term(Node):
         return scope + _render_words(self)
 
 
-@dataclass(frozen=True)
+_CACHE_MAX = 200_000
+_ALTERNATIVES: dict[tuple[tuple[str, ...], ...], list[tuple[str, ...]]] = {}  # chunks -> alternatives
+
+
+def _alternatives(chunks: tuple[tuple[str, ...], ...]) -> list[tuple[str, ...]]:
+    if all(len(chunk) == 1 for chunk in chunks):
+        return [tuple(chunk[0] for chunk in chunks)]
+    options = [[chunk] if len(chunk) == 1 else [chunk, ("".join(chunk),)] for chunk in chunks]
+    alternatives = []
+    for combo in itertools.islice(itertools.product(*options), MAX_ALTERNATIVES):
+        alternatives.append(tuple(word for part in combo for word in part))
+    return alternatives
+
+
+@dataclass(frozen=True, slots=True)
 class Meta(Node):
     """A ``site:``/``lang:``/``source:`` condition; ``value`` is normalised."""
 
@@ -131,7 +145,7 @@ class Meta(Node):
         return f"{self.scope}:{value}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Not(Node):
     child: Node
     position: int = dataclasses.field(default=0, compare=False)
@@ -140,7 +154,7 @@ class Not(Node):
         return "NOT " + _wrap(self.child, (And, Or, Near))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class And(Node):
     children: tuple[Node, ...]
 
@@ -151,7 +165,7 @@ class And(Node):
         return " AND ".join(_wrap(child, (Or,)) for child in self.children)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Or(Node):
     children: tuple[Node, ...]
 
@@ -162,7 +176,7 @@ class Or(Node):
         return " OR ".join(_wrap(child, (And,)) for child in self.children)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Near(Node):
     left: Node
     right: Node
@@ -175,7 +189,7 @@ class Near(Node):
         return f"{_wrap(self.left, (Or,))} NEAR/{self.distance} {_wrap(self.right, (Or,))}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Query:
     """A parsed query: ``root`` is the tree, ``text`` what the user typed."""
 
@@ -242,9 +256,7 @@ def _lex(text: str) -> list[_Tok]:
                 tokens.append(_Tok("MINUS", ch, i))
             i += 1
         else:
-            j = i
-            while j < n and not text[j].isspace() and text[j] not in _SPECIAL:
-                j += 1
+            j = _BARE_WORD_RE.match(text, i).end()
             word = text[i:j]
             i = _lex_word(text, word, i, j, tokens)
     return tokens
@@ -482,6 +494,10 @@ def _make_term(parser: _Parser, tok: _Tok) -> Term:
 @functools.lru_cache(maxsize=100_000)
 def _chunks(raw: str) -> tuple[tuple[str, ...], ...]:
     """Folded words of ``raw``, grouped into chunks of words written joined."""
+    if raw.isascii():
+        plain = raw.split()
+        if all(map(str.isalnum, plain)):  # the usual case: what tokenize would give
+            return tuple((fold_token(word),) for word in plain)
     words = tokenize(raw)
     runs = {start: end for start, end in words.runs}
     chunks = []
