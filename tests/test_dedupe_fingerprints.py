@@ -1,20 +1,28 @@
 """Fingerprints: typography folded away, hashes stable across processes, MinHash estimates Jaccard."""
 
 import json
+import random
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
 from crawler.dedupe.fingerprints import (
+    _ACCENTS,
+    _WORD,
+    band_hashes,
     content_hash,
     estimate_jaccard,
     minhash_signature,
     normalize_text,
     shingles,
     signature_from_bytes,
+    shingle_array,
     signature_to_bytes,
+    to_signed64,
 )
 
 DATA = Path(__file__).parent / "data" / "dedupe" / "articles.json"
@@ -71,3 +79,38 @@ def test_signature_bytes_round_trip_and_stable_across_processes():
     out = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True,
                          cwd=ROOT, check=True, env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout
     assert json.loads(out) == [data.hex(), content_hash(text)]
+
+
+def _reference_normalize(text: str) -> str:
+    """The definition normalize_text implements with a code point table: regular expressions."""
+    text = _ACCENTS.sub("", unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text)))
+    return " ".join(_WORD.findall(text.casefold().replace("_", " ")))
+
+
+def test_normalize_text_equals_its_regex_definition():
+    samples = [a["text"] for a in _articles().values()] + [
+        "İstanbul’da ŞEHİR — naïve résumé, ẞ straße", "हिन्दी में समाचार: प्रधानमंत्री ने कहा।",
+        "ข่าวภาษาไทย วันนี้", "Ελληνικά ΝΈΑ; русский «новости» й", "snake_case __init__ x_",
+        "emoji 🎉 party 𝐁𝐨𝐥𝐝 𝟏𝟐 𠜎𠜱 end", "日本語のニュース　ﾃｽﾄ", "  leading and trailing…  ", "—", "a"]
+    rng = random.Random(5)
+    pool = [chr(c) for c in [*range(0x20, 0x250), *range(0x300, 0x370), *range(0x900, 0x980),
+                             *range(0xE00, 0xE60), *range(0x1F600, 0x1F610), 0x1D400, 0x20000, 0xFF21]]
+    samples += ["".join(rng.choice(pool) for _ in range(rng.randrange(1, 40))) for _ in range(300)]
+    for text in samples:
+        assert normalize_text(text) == _reference_normalize(text), text
+
+
+def test_shingle_array_sorted_unique():
+    text = normalize_text(_articles()["seed"]["text"] + " the end the end the end the end")
+    arr = shingle_array(text)
+    assert np.array_equal(arr, np.unique(arr))
+    assert set(arr.tolist()) == shingles(text)
+
+
+def test_band_hashes_are_xxh64_of_each_band():
+    for text in [a["text"] for a in _articles().values()] + [""]:
+        sig = minhash_signature(text)
+        raw = sig.astype("<u4")
+        expected = [to_signed64(xxhash.xxh64_intdigest(raw[4 * b:4 * b + 4].tobytes(), seed=b + 1))
+                    for b in range(32)]
+        assert band_hashes(sig, 32).tolist() == expected

@@ -53,14 +53,68 @@ _ACCENTS = re.compile("[" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _AC
 _WORD = re.compile("[\\w\u0900-\u0963\u0966-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff]+")
 
 
+# Word-character ranges beyond \\w (above): Indic, Thai, Lao, Tibetan, Myanmar, Khmer.
+_EXTRA_WORD_BLOCKS = ((0x0900, 0x0963), (0x0966, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+_SEPARATOR, _WORDCHAR, _ACCENT = 0, 1, 2
+
+
+@lru_cache(maxsize=1)
+def _bmp_classes() -> np.ndarray:
+    """Class of every Basic Multilingual Plane code point: separator, word character
+    (what ``_WORD`` matches, but "_") or accent mark (what ``_ACCENTS`` matches)."""
+    classes = np.fromiter((c.isalnum() for c in map(chr, range(0x10000))), dtype=np.uint8, count=0x10000)
+    for lo, hi in _EXTRA_WORD_BLOCKS:
+        classes[lo:hi + 1] = _WORDCHAR
+    for lo, hi in _ACCENT_BLOCKS:
+        classes[lo:hi + 1] = _ACCENT
+    return classes
+
+
+def _classes(points: np.ndarray) -> np.ndarray:
+    table = _bmp_classes()
+    if not len(points) or points.max() < 0x10000:
+        return table[points]
+    out = table[np.minimum(points, 0xFFFF)]
+    for i in np.flatnonzero(points >= 0x10000):  # rare: emoji, historic scripts, CJK extensions
+        out[i] = _WORDCHAR if _WORD.fullmatch(chr(points[i])) else _SEPARATOR
+    return out
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _from_code_points(points: np.ndarray) -> str:
+    return points.tobytes().decode("utf-32-le", "surrogatepass")
+
+
 def normalize_text(text: str) -> str:
-    """Fold typography away: NFKC, no accents, casefolded, words separated by one space."""
+    """Fold typography away: NFKC, no accents, casefolded, words separated by one space.
+
+    Words are runs of ``_WORD`` characters except "_"; the result equals
+    ``" ".join(_WORD.findall(casefold(strip_accents(nfkd(nfkc(text)))).replace("_", " ")))``,
+    computed with one table look-up per code point instead of regular expressions
+    (3-4x faster on a news article).
+    """
     if not text:
         return ""
-    if not text.isascii():
+    if text.isascii():
+        text = text.lower()  # casefold() of ASCII
+    else:
         text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
-        text = _ACCENTS.sub("", text)
-    return " ".join(_WORD.findall(text.casefold().replace("_", " ")))
+        points = _code_points(text)
+        accents = _classes(points) == _ACCENT
+        if accents.any():
+            text = _from_code_points(points[~accents])
+        text = text.casefold()
+    points = _code_points(text)
+    word = _classes(points) == _WORDCHAR
+    keep = word.copy()
+    keep[1:] |= word[:-1]  # a word character, or the first separator after one
+    out = np.where(word, points, np.uint32(32))[keep]
+    if len(out) and out[-1] == 32:
+        out = out[:-1]
+    return _from_code_points(out)
 
 
 def content_hash(text: str) -> int:
@@ -140,7 +194,8 @@ def shingle_array(tokens: list[str] | str, k: int = SHINGLE_SIZE) -> np.ndarray:
         acc ^= acc >> np.uint64(33)  # murmur3 finaliser
         acc *= _MIX1
         acc ^= acc >> np.uint64(33)
-    return np.unique(acc)
+    acc.sort()  # sorted unique values (np.unique costs ten times more on 400 values)
+    return acc[np.concatenate(([True], acc[1:] != acc[:-1]))]
 
 
 @lru_cache(maxsize=8)
@@ -173,6 +228,40 @@ def minhash_of_shingles(shingle_set, num_perm: int = NUM_PERM) -> np.ndarray:
 def minhash_signature(text: str, num_perm: int = NUM_PERM, k: int = SHINGLE_SIZE) -> np.ndarray:
     """MinHash signature (uint32 array of length ``num_perm``) of the text's word shingles."""
     return minhash_of_shingles(shingles(text, k), num_perm)
+
+
+_P1 = np.uint64(0x9E3779B185EBCA87)
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_P3 = np.uint64(0x165667B19E3779F9)
+_P4 = np.uint64(0x85EBCA77C2B2AE63)
+_P5 = np.uint64(0x27D4EB2F165667C5)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+def band_hashes(signature: np.ndarray, bands: int) -> np.ndarray:
+    """Signed 64-bit LSH keys of a MinHash signature cut into ``bands`` bands of 4 values:
+    band ``i`` hashes to ``xxh64(signature[4i:4i+4] as 16 little-endian bytes, seed=i+1)``.
+
+    The xxh64 of a 16-byte input, computed for every band at once (the same values as
+    the ``xxhash`` package, see the tests).
+    """
+    if len(signature) != 4 * bands:
+        raise ValueError("band_hashes needs 4 signature values per band")
+    lanes = np.ascontiguousarray(signature, dtype="<u4").view("<u8").reshape(bands, 2)
+    with np.errstate(over="ignore"):
+        h = np.arange(1, bands + 1, dtype=np.uint64) + _P5 + np.uint64(16)
+        for j in range(2):
+            k = _rotl(lanes[:, j] * _P2, 31) * _P1
+            h = _rotl(h ^ k, 27) * _P1 + _P4
+        h ^= h >> np.uint64(33)
+        h *= _P2
+        h ^= h >> np.uint64(29)
+        h *= _P3
+        h ^= h >> np.uint64(32)
+    return h.view(np.int64)
 
 
 def signature_to_bytes(signature: np.ndarray) -> bytes:

@@ -76,6 +76,7 @@ from crawler.dedupe.fingerprints import (
     HASH_SEED,
     NUM_PERM,
     SHINGLE_SIZE,
+    band_hashes,
     key_hash,
     minhash_of_shingles,
     normalize_text,
@@ -209,10 +210,13 @@ class StoryIndex:
     def _keys(self, doc: _Doc, body: str, signature: np.ndarray) -> dict[int, str]:
         keys: dict[int, str] = {}
         if len(doc.shingles):
-            raw = signature.astype("<u4")
-            for band in range(self.bands):
-                chunk = raw[band * self.rows:(band + 1) * self.rows].tobytes()
-                keys[to_signed64(xxhash.xxh64_intdigest(chunk, seed=band + 1))] = "band"
+            if self.rows == 4:
+                keys = dict.fromkeys(band_hashes(signature, self.bands).tolist(), "band")
+            else:
+                raw = signature.astype("<u4")
+                for band in range(self.bands):
+                    chunk = raw[band * self.rows:(band + 1) * self.rows].tobytes()
+                    keys[to_signed64(xxhash.xxh64_intdigest(chunk, seed=band + 1))] = "band"
         if len(doc.title_words) >= _MIN_TITLE_WORDS:
             keys[key_hash("title", doc.title_norm)] = "title"
         lead = body.split(" ", _LEAD_WORDS)[:_LEAD_WORDS]
