@@ -197,3 +197,22 @@ def test_many_required_terms_and_a_language_all_checked():
     assert matcher.match({**full, "text": "alpha beta gamma delta epsilon"}) == {}
     assert matcher.match({**full, "text": "alpha beta gamma epsilon zeta"}) == {}
     assert matcher.match({**full, "text": full["text"] + " omega"}) == {}
+
+
+def test_a_term_whose_keys_no_indexed_clause_holds_is_still_found():
+    # "beta gamma" is neither the indexed clause nor checked as a required clause: the
+    # article must still compute it, or the shortcut "absent: a required key is missing"
+    # would drop the phrase before evaluation
+    matcher = Matcher({"q": '"alpha beta gamma" OR zeta'})
+    assert matcher.match({"text": "Alpha beta gamma."}) == {"q": ["alpha beta gamma"]}
+    assert matcher.match({"text": "alpha beta delta gamma"}) == {}
+    assert matcher.match({"text": "zeta"}) == {"q": ["zeta"]}
+
+
+def test_queries_sharing_a_key_and_a_query_with_clauses_not_indexed():
+    matcher = Matcher({"a": "putin", "b": "putin kim", "c": "putin -kim", "d": '"kim jong-un" NEAR/2 putin'})
+    assert matcher.match({"text": "Putin met Kim Jong Un."}) == {"a": ["putin"], "b": ["putin", "kim"], "d": ["kim jong-un", "putin"]}
+    assert matcher.match({"text": "Putin alone."}) == {"a": ["putin"], "c": ["putin"]}
+    assert matcher.match({"text": "Kim alone."}) == {}
+    matcher.remove("a")
+    assert matcher.match({"text": "Putin alone."}) == {"c": ["putin"]}

@@ -155,3 +155,63 @@ def test_tokenize_words_compounds_and_spans():
     assert toks.compounds == [(1, 3, "jonguns"), (4, 5, "us")]
     assert [text[s:e] for s, e in toks.spans][:3] == ["Kim", "Jong", "un"]
     assert text[slice(*toks.spans[-1])] == "e\u0301te\u0301"
+
+
+# --- the fast paths give what the general code gives ------------------------------------
+
+_JOIN_CHARS = ["-", "\u2010", "\u00ad", "'", "\u2019", ".", " ", ", ", ". ", " - ", "\u200d", "_", "\t"]
+_WORDS = ["kim", "Jong", "un", "U", "S", "N", "e", "mail", "3", "5", "Corée", "Москва", "北", "x"]
+
+
+def _reference_joined_at(raw, seps):
+    """The per-separator definition the tokeniser's C-loop search must agree with."""
+    from crawler.alerts.text import JOINERS
+
+    def joins(i, sep):
+        if len(sep) != 1:
+            return False
+        if sep in JOINERS:
+            return True
+        return sep == "." and len(raw[i]) == 1 and len(raw[i + 1]) == 1 and raw[i].isalpha() and raw[i + 1].isalpha()
+
+    return [i for i, sep in enumerate(seps) if joins(i, sep)]
+
+
+def test_joiner_search_agrees_with_the_per_separator_rule():
+    import random
+
+    from crawler.alerts.text import _joined_at, split_words
+
+    rng = random.Random(11)
+    joined = 0
+    for _ in range(400):
+        text = "".join(rng.choice(_WORDS) + rng.choice(_JOIN_CHARS) for _ in range(rng.randint(1, 12)))
+        parts = split_words(text)
+        raw, seps = parts[1::2], parts[2:-1:2]
+        expected = _reference_joined_at(raw, seps)
+        assert _joined_at(raw, seps) == expected, text
+        joined += len(expected)
+    assert joined > 500  # the comparison is not vacuous
+
+
+def test_plain_ascii_words_are_chunked_like_any_other_text():
+    import random
+
+    from crawler.alerts.query import _chunks
+    from crawler.alerts.text import tokenize
+
+    def reference(raw):
+        words = tokenize(raw)
+        runs = dict(words.runs)
+        chunks, i = [], 0
+        while i < len(words.tokens):
+            end = runs.get(i, i)
+            chunks.append(tuple(words.tokens[i : end + 1]))
+            i = end + 1
+        return tuple(chunks)
+
+    rng = random.Random(5)
+    pieces = ["Kim", "jong", "UN", "x1", "2024", "e-mail", "U.S.", "a_b", "don't", "\x1c", " ", "  ", "\t", "é", "-"]
+    for _ in range(500):
+        raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        assert _chunks.__wrapped__(raw) == reference(raw), repr(raw)

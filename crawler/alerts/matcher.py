@@ -132,14 +132,22 @@ class _Field:
         return keys
 
 
-def _host_keys(scope: str, url: str) -> set[str]:
+_HOST_KEYS: dict[tuple[str, str], frozenset[str]] = {}  # (scope, host) -> keys; articles share hosts
+
+
+def _host_keys(scope: str, url: str) -> frozenset[str]:
     host = (urlsplit(url).hostname or "") if "://" in url else url.split("/", 1)[0]
     host = host.strip(".").lower()
     if not host:
-        return set()
-    labels = host.split(".")
-    keys = {f"{scope}:" + ".".join(labels[i:]) for i in range(len(labels))}
-    keys.update(f"{scope}:" + " ".join(tokenize(label).tokens) for label in labels)
+        return frozenset()
+    keys = _HOST_KEYS.get((scope, host))
+    if keys is None:
+        if len(_HOST_KEYS) >= 50_000:
+            _HOST_KEYS.clear()
+        labels = host.split(".")
+        keys = {f"{scope}:" + ".".join(labels[i:]) for i in range(len(labels))}
+        keys.update(f"{scope}:" + " ".join(tokenize(label).tokens) for label in labels)
+        keys = _HOST_KEYS[(scope, host)] = frozenset(keys)
     return keys
 
 
@@ -355,6 +363,10 @@ _TERM_CLAUSES: dict[tuple, tuple[frozenset[str], ...]] = {}  # (chunks, prefix) 
 
 
 def _term_clauses(term: Term) -> tuple[frozenset[str], ...]:
+    chunks = term.chunks
+    if len(chunks) == 1 and len(chunks[0]) == 1:  # one word: the usual case
+        word = chunks[0][0]
+        return (frozenset((word + "*" if term.prefix else word,)),)
     alts = term.alternatives
     if len(alts) == 1:
         return tuple(frozenset([key]) for key in _alternative_keys(alts[0], term.prefix))

@@ -109,7 +109,7 @@ _ALTERNATIVES: dict[tuple[tuple[str, ...], ...], list[tuple[str, ...]]] = {}  # 
 
 
 def _alternatives(chunks: tuple[tuple[str, ...], ...]) -> list[tuple[str, ...]]:
-    if all(len(chunk) == 1 for chunk in chunks):
+    if all(map((1).__eq__, map(len, chunks))):
         return [tuple(chunk[0] for chunk in chunks)]
     options = [[chunk] if len(chunk) == 1 else [chunk, ("".join(chunk),)] for chunk in chunks]
     alternatives = []
@@ -310,7 +310,8 @@ def _lex_word(text: str, word: str, start: int, end: int, tokens: list[_Tok]) ->
 class _Parser:
     def __init__(self, text: str):
         self.text = text
-        self.tokens = _lex(text)
+        self.tokens: list[_Tok | None] = _lex(text)
+        self.tokens.append(None)  # end of input: peek() needs no bounds check
         self.i = 0
         self.scope: str | None = None
         self.scope_pos = 0
@@ -322,7 +323,7 @@ class _Parser:
         raise QueryError(message, self.text, position)
 
     def peek(self) -> _Tok | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
+        return self.tokens[self.i]
 
     def take(self) -> _Tok:
         tok = self.tokens[self.i]
@@ -334,7 +335,7 @@ class _Parser:
         return tok is not None and tok.kind in ("WORD", "PHRASE", "LPAREN", "SCOPE", "NOT", "MINUS")
 
     def parse(self) -> Node:
-        if not self.tokens:
+        if self.tokens[0] is None:
             self.error("empty query", 0)
         node = self.parse_or()
         tok = self.peek()

@@ -167,12 +167,16 @@ def tokenize(text: str, with_spans: bool = False) -> Tokens:
 def _joined_at(raw: list[str], seps: list[str]) -> list[int]:
     """Indices ``i`` of the separators that join word ``i`` and word ``i + 1``.
 
-    Separators are nearly all spaces and punctuation that join nothing: the few distinct
-    joiners present are found with a set intersection, then located with ``list.index``
-    (both C loops), instead of testing every separator in Python.
+    Separators are nearly all spaces and punctuation that join nothing: the joiner
+    characters present at all are found by substring tests on all separators joined
+    together, then the separators that are exactly one joiner are located with
+    ``list.index`` (all C loops), instead of testing every separator in Python.
     """
     found = []
-    for sep in _JOIN_SEPS.intersection(seps):
+    every = "".join(seps)
+    for sep in _JOIN_SEPS:
+        if sep not in every:
+            continue
         index, i = seps.index, -1
         try:
             while True:
