@@ -76,7 +76,6 @@ from crawler.dedupe.fingerprints import (
     HASH_SEED,
     NUM_PERM,
     SHINGLE_SIZE,
-    band_hashes,
     key_hash,
     minhash_of_shingles,
     normalize_text,
@@ -157,10 +156,6 @@ def _insert_ignoring_duplicates(conn: Connection):
     return story_bands.insert()
 
 
-def _placeholders(conn: Connection, n: int) -> str:
-    return ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * n)
-
-
 def _story_id_of(content_hash: int) -> str:
     return "%016x" % (content_hash & 0xFFFF_FFFF_FFFF_FFFF)
 
@@ -210,13 +205,10 @@ class StoryIndex:
     def _keys(self, doc: _Doc, body: str, signature: np.ndarray) -> dict[int, str]:
         keys: dict[int, str] = {}
         if len(doc.shingles):
-            if self.rows == 4:
-                keys = dict.fromkeys(band_hashes(signature, self.bands).tolist(), "band")
-            else:
-                raw = signature.astype("<u4")
-                for band in range(self.bands):
-                    chunk = raw[band * self.rows:(band + 1) * self.rows].tobytes()
-                    keys[to_signed64(xxhash.xxh64_intdigest(chunk, seed=band + 1))] = "band"
+            raw, size, digest = signature.astype("<u4").tobytes(), 4 * self.rows, xxhash.xxh64_intdigest
+            hashes = np.array([digest(raw[band * size:(band + 1) * size], band + 1) for band in range(self.bands)],
+                              dtype=np.uint64)
+            keys = dict.fromkeys(hashes.view(np.int64).tolist(), "band")  # as signed BIGINTs
         if len(doc.title_words) >= _MIN_TITLE_WORDS:
             keys[key_hash("title", doc.title_norm)] = "title"
         lead = body.split(" ", _LEAD_WORDS)[:_LEAD_WORDS]
@@ -263,43 +255,68 @@ class StoryIndex:
             # Any write statement takes SQLite's write lock (waiting up to busy_timeout).
             conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
 
+    def _candidates(self, conn: Connection, keys: dict[int, str], doc: _Doc) -> list[tuple]:
+        """Take the decision lock, then fetch the stored articles sharing the most keys:
+        at most ``max_bucket_rows`` bucket rows, ranked by weighted key hits (ties by id),
+        the first ``max_candidates`` with what verification needs.
+
+        Plain DB-API cursors: these statements run for every article, and SQLAlchemy's
+        statement handling would cost more than SQLite's work. On PostgreSQL the lock and
+        the bucket look-up travel in one message (two statements: the look-up's snapshot
+        is taken after the lock is granted); the keys are integers made here, written into
+        the SQL as literals.
+        """
+        cursor = conn.connection.cursor()
+        try:
+            postgres = conn.dialect.name == "postgresql"
+            if not keys:
+                self._lock(conn)
+                return []
+            if postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(%d); "
+                               "SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
+                               % (_LOCK_KEY, ", ".join(map(str, keys)), self.max_bucket_rows))
+                cursor.nextset()
+            else:
+                self._lock(conn)
+                cursor.execute("SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
+                               % (", ".join("?" * len(keys)), self.max_bucket_rows), tuple(keys))
+            rows = cursor.fetchall()
+            if len(rows) >= self.max_bucket_rows:
+                logger.warning("story index: candidate buckets overflow (%d rows) for %s",
+                               len(rows), doc.canonical_url)
+            hits: dict[int, int] = {}
+            for band, article_id in rows:
+                hits[article_id] = hits.get(article_id, 0) + _WEIGHTS[keys[band]]
+            ranked = sorted(hits, key=lambda aid: (-hits[aid], aid))[: self.max_candidates]
+            if not ranked:
+                return []
+            cursor.execute("SELECT id, title, text, canonical_url, source_url, story_id FROM articles "
+                           "WHERE id IN (%s)" % ", ".join(["%s" if postgres else "?"] * len(ranked)),
+                           tuple(ranked))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     # -- public API ------------------------------------------------------------------
 
     def decide(self, conn: Connection, article: dict) -> StoryDecision:
         """Which story ``article`` belongs to (reads only; call :meth:`record` after the insert)."""
-        self._lock(conn)
         doc, body = self._doc(article)
         signature = minhash_of_shingles(doc.shingles, self.num_perm)
         chash = content_hash_of_normalized(body)
         keys = self._keys(doc, body, signature)
 
-        hits: dict[int, int] = {}
-        if keys:
-            # Plain driver SQL: these two queries run for every article, and skipping
-            # SQLAlchemy's statement construction halves their cost.
-            rows = conn.exec_driver_sql(
-                "SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
-                % (_placeholders(conn, len(keys)), self.max_bucket_rows), tuple(keys)).all()
-            if len(rows) >= self.max_bucket_rows:
-                logger.warning("story index: candidate buckets overflow (%d rows) for %s",
-                               len(rows), doc.canonical_url)
-            for band, article_id in rows:
-                hits[article_id] = hits.get(article_id, 0) + _WEIGHTS[keys[band]]
-        ranked = sorted(hits, key=lambda aid: (-hits[aid], aid))[: self.max_candidates]
-
         matches: list[tuple[str, float, int, str]] = []  # (evidence, score, id, story)
         revision_of = None
-        if ranked:
-            rows = conn.exec_driver_sql(
-                "SELECT id, title, text, canonical_url, source_url, story_id FROM articles WHERE id IN (%s)"
-                % _placeholders(conn, len(ranked)), tuple(ranked)).mappings()
-            for row in rows:
-                other, _ = self._doc(row)
-                evidence, score = self._same_story(doc, other)
-                if evidence == "revision":
-                    revision_of = row["id"]
-                if evidence is not None and row["story_id"]:
-                    matches.append((evidence, score, row["id"], row["story_id"]))
+        for article_id, title, text, canonical_url, source_url, story_id in self._candidates(conn, keys, doc):
+            other, _ = self._doc({"title": title, "text": text, "canonical_url": canonical_url,
+                                  "source_url": source_url})
+            evidence, score = self._same_story(doc, other)
+            if evidence == "revision":
+                revision_of = article_id
+            if evidence is not None and story_id:
+                matches.append((evidence, score, article_id, story_id))
 
         own_id = _story_id_of(chash)
         linked = sorted({story for *_, story in matches})
