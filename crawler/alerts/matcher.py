@@ -7,8 +7,9 @@ query is filed under the keys of its rarest-looking clause. To match an article 
 tokenised once; its keys are intersected with the index (a C set operation), the
 candidate queries are those whose indexed clause hit and whose other clauses have a
 key in the article too, and only those candidates are evaluated against the
-article's word positions. Queries
-whose clauses say everything (plain words and ORs of them) skip the evaluation.
+article's word positions. Queries whose clauses say everything (plain words and ORs
+of them) skip the evaluation, and so do the terms of the others whose presence the
+article's keys already tell.
 
 Cost therefore grows with the article and with the number of candidates, not with the
 number of queries; every evaluation step is linear or ``n log n`` in the article's
@@ -339,8 +340,6 @@ def _key_score(key: str) -> float:
     if key.endswith("*"):
         return len(key) - 2.5
     return float(len(key))
-
-
 
 
 def _clause_score(clause: frozenset[str]) -> float:
