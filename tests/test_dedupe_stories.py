@@ -222,3 +222,21 @@ def test_a_home_page_credit_links_nothing_an_article_credit_does(store):
     assert c.evidence == "source" and c.similar_article_id is not None
     with store.begin() as conn:
         assert story_info(conn, a.story_id)["size"] == 2
+
+
+def test_candidates_ranked_by_key_hits_and_bucket_overflow_logged(store, caplog):
+    index = StoryIndex()
+    for key in ["other_story", "briefing_story", "wire", "seed"]:  # the seed has the largest id
+        add(store, index, key)
+    # One candidate only: the seed, which shares most keys with its repost, wins it.
+    narrow = StoryIndex(max_candidates=1)
+    item = dict(ARTICLES["repost"], canonical_url=canonicalize_url(ARTICLES["repost"]["url"]))
+    with store.begin() as conn:
+        decision = narrow.decide(conn, item)
+        seed_id = conn.execute(select(articles.c.id).where(
+            articles.c.canonical_url == canonicalize_url(ARTICLES["seed"]["url"]))).scalar_one()
+    assert decision.similar_article_id == seed_id and decision.evidence == "body"
+    # Buckets larger than max_bucket_rows are cut, and the cut is logged.
+    with caplog.at_level("WARNING", logger="crawler.dedupe.stories"), store.begin() as conn:
+        StoryIndex(max_bucket_rows=3).decide(conn, item)
+    assert "candidate buckets overflow" in caplog.text

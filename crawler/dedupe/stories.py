@@ -40,9 +40,18 @@ a content hash, it does not matter which of two identical bodies the pipeline ke
 *first article* of a story is the member published earliest (undated last, ties by
 canonical URL).
 
-Decisions are serialised per database (``pg_advisory_xact_lock`` on PostgreSQL, the
-write lock taken up front on SQLite) so that processes sharing a database see each
-other's articles; the lock is held until the caller's transaction ends.
+Decisions are serialised per database (``pg_advisory_xact_lock`` on PostgreSQL, SQLite's
+write lock) so that processes sharing a database see each other's articles; the lock is
+taken after the new article's fingerprints are computed (pure work, no need to hold it)
+and before the index is read, and held until the caller's transaction ends.
+
+Cost of a decision (``bench/dedupe.py --scale``): fingerprinting the new text (~0.3-0.5 ms
+for a 1,600-character article: normalisation by a code-point table, vectorised word and
+shingle hashing, a 128 x n MinHash product), one bucket look-up of ~36 keys (sent with
+the lock in one message on PostgreSQL), and verification of the few candidates. At 1M
+articles the look-up dominates: each key lands on a random leaf page of a ~1 GB index,
+so the wall time depends on whether those pages are in memory (PostgreSQL's
+shared_buffers or the OS page cache; SQLite's ``mmap_size`` / ``cache_size``).
 
 Limits of the determinism: components are the same for every arrival order as long as
 (1) every linked pair is still inside the expiry window when the later one arrives,
