@@ -240,3 +240,17 @@ def test_candidates_ranked_by_key_hits_and_bucket_overflow_logged(store, caplog)
     with caplog.at_level("WARNING", logger="crawler.dedupe.stories"), store.begin() as conn:
         StoryIndex(max_bucket_rows=3).decide(conn, item)
     assert "candidate buckets overflow" in caplog.text
+
+
+def test_cached_candidate_fingerprints_follow_a_revised_text(store):
+    index = StoryIndex()
+    add(store, index, "seed")
+    item = dict(ARTICLES["repost"], canonical_url=canonicalize_url(ARTICLES["repost"]["url"]))
+    with store.begin() as conn:
+        assert index.decide(conn, item).evidence == "body"  # the seed's fingerprints are cached now
+    other = ARTICLES["other_story"]["text"]
+    with store.begin() as conn:  # the seed's page now carries another text (same id, same URL)
+        conn.execute(articles.update().values(text=other, content_hash=content_hash(other)))
+    with store.begin() as conn:
+        decision = index.decide(conn, item)
+    assert decision.is_new_story and decision.evidence is None

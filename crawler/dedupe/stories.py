@@ -70,6 +70,7 @@ with :meth:`StoryIndex.resolve`; alerts should be keyed on the resolved id.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
@@ -176,7 +177,7 @@ class StoryIndex:
                  bands: int = 32, containment: float = 0.9, min_shingles: int = 50,
                  title_similarity: float = 0.8, title_containment: float = 0.8,
                  shingle_size: int = SHINGLE_SIZE, max_candidates: int = 20,
-                 max_bucket_rows: int = 5000):
+                 max_bucket_rows: int = 5000, cache_size: int = 2048):
         if num_perm % bands:
             raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
         self.threshold = threshold
@@ -191,6 +192,12 @@ class StoryIndex:
         self.shingle_size = shingle_size
         self.max_candidates = max_candidates
         self.max_bucket_rows = max_bucket_rows
+        # Fingerprints of recently verified candidates: a story's stored copies are the
+        # candidates of each new copy of it. Keyed by everything they are computed from
+        # (the content hash stands for the text), so a revised article is recomputed;
+        # bounded (a few KB per entry).
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, _Doc] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings) -> "StoryIndex":
@@ -264,6 +271,20 @@ class StoryIndex:
             # Any write statement takes SQLite's write lock (waiting up to busy_timeout).
             conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
 
+    def _candidate_doc(self, article_id, title, text, canonical_url, source_url, chash) -> _Doc:
+        key = (article_id, chash, len(text), title, canonical_url, source_url)
+        doc = self._cache.get(key)
+        if doc is not None:
+            self._cache.move_to_end(key)
+            return doc
+        doc, _ = self._doc({"title": title, "text": text, "canonical_url": canonical_url,
+                            "source_url": source_url})
+        if self.cache_size > 0:
+            self._cache[key] = doc
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return doc
+
     def _candidates(self, conn: Connection, keys: dict[int, str], doc: _Doc) -> list[tuple]:
         """Take the decision lock, then fetch the stored articles sharing the most keys:
         at most ``max_bucket_rows`` bucket rows, ranked by weighted key hits (ties by id),
@@ -300,7 +321,7 @@ class StoryIndex:
             ranked = sorted(hits, key=lambda aid: (-hits[aid], aid))[: self.max_candidates]
             if not ranked:
                 return []
-            cursor.execute("SELECT id, title, text, canonical_url, source_url, story_id FROM articles "
+            cursor.execute("SELECT id, title, text, canonical_url, source_url, story_id, content_hash FROM articles "
                            "WHERE id IN (%s)" % ", ".join(["%s" if postgres else "?"] * len(ranked)),
                            tuple(ranked))
             return cursor.fetchall()
@@ -318,9 +339,9 @@ class StoryIndex:
 
         matches: list[tuple[str, float, int, str]] = []  # (evidence, score, id, story)
         revision_of = None
-        for article_id, title, text, canonical_url, source_url, story_id in self._candidates(conn, keys, doc):
-            other, _ = self._doc({"title": title, "text": text, "canonical_url": canonical_url,
-                                  "source_url": source_url})
+        for article_id, title, text, canonical_url, source_url, story_id, chash_other in \
+                self._candidates(conn, keys, doc):
+            other = self._candidate_doc(article_id, title, text, canonical_url, source_url, chash_other)
             evidence, score = self._same_story(doc, other)
             if evidence == "revision":
                 revision_of = article_id
