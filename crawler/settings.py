@@ -10,6 +10,7 @@ USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch/newswatch; news monit
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 32
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
+CONCURRENT_ITEMS = 8  # an article page yields one item: 100 parallel slots only cost reactor time
 DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 16 * 1024 * 1024

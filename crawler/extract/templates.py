@@ -140,23 +140,27 @@ def load_template(conn, site: str) -> SiteTemplate:
     return template
 
 
-def _upsert_increment(conn, table, keys: dict, increment: int, extra: dict | None = None) -> None:
-    values = {**keys, "pages": increment, **(extra or {})}
+def _upsert_increments(conn, table, key_names: list[str], rows: list[dict]) -> None:
+    """Add each row's ``pages`` to the stored count (creating missing rows): one statement,
+    executed for all rows at once."""
+    if not rows:
+        return
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        stmt = insert(table).values(**values)
-        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=key_names,
                                           set_={"pages": table.c.pages + stmt.excluded.pages})
-        conn.execute(stmt)
+        conn.execute(stmt, rows)
         return
-    where = [table.c[k] == v for k, v in keys.items()]
-    updated = conn.execute(update(table).where(*where).values(pages=table.c.pages + increment)).rowcount
-    if not updated:
-        conn.execute(table.insert().values(**values))
+    for row in rows:
+        where = [table.c[k] == row[k] for k in key_names]
+        updated = conn.execute(update(table).where(*where).values(pages=table.c.pages + row["pages"])).rowcount
+        if not updated:
+            conn.execute(table.insert().values(**row))
 
 
 def save_template(conn, site: str, template: SiteTemplate) -> None:
@@ -164,10 +168,10 @@ def save_template(conn, site: str, template: SiteTemplate) -> None:
     if not template.new_pages and not template.new_counts:
         return
     if template.new_pages:
-        _upsert_increment(conn, schema.site_pages, {"site": site}, template.new_pages)
-    for fp, n in template.new_counts.items():
-        _upsert_increment(conn, schema.site_templates, {"site": site, "fingerprint": fp}, n,
-                          {"sample": template.samples.get(fp, "")[:200]})
+        _upsert_increments(conn, schema.site_pages, ["site"], [{"site": site, "pages": template.new_pages}])
+    _upsert_increments(conn, schema.site_templates, ["site", "fingerprint"], [
+        {"site": site, "fingerprint": fp, "pages": n, "sample": template.samples.get(fp, "")[:200]}
+        for fp, n in template.new_counts.items()])
     before, after = template.pages - template.new_pages, template.pages
     if before // PRUNE_EVERY != after // PRUNE_EVERY:
         t = schema.site_templates
