@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 NEWSROOM_DATA = DATA / "newsroom"
+SEED_DATA = DATA / "seed"
 PG_SERVER = os.environ.get("NEWSWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -90,7 +91,7 @@ def newsroom():
     room = Newsroom(name="Test Newsroom").start()
     room.held_back = {}
     for entry in load_manifest():
-        body = (NEWSROOM_DATA / entry["file"]).read_bytes()
+        body = (NEWSROOM_DATA / entry["file"]).read_bytes()  # the seed page via ../seed/
         content_type = f"text/html; charset={entry['charset']}"
         published = datetime.fromisoformat(entry["published"])
         if entry["file"] == "g7.html":

@@ -2,11 +2,11 @@
 
 import json
 
-from conftest import NEWSROOM_DATA, parse_summary, publish_held_back, run_cli
+from conftest import NEWSROOM_DATA, SEED_DATA, parse_summary, publish_held_back, run_cli
 
 
 def test_subs_test_reports_matches_per_page():
-    seed, g7 = str(NEWSROOM_DATA / "seed-page.html"), str(NEWSROOM_DATA / "g7.html")
+    seed, g7 = str(SEED_DATA / "seed-page.html"), str(NEWSROOM_DATA / "g7.html")
     result = run_cli("subs", "test", '"Security Council" OR Peskov', seed, g7, "--json")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["path"], r["matched"]) for r in lines] == [(seed, True), (g7, False)]

@@ -13,7 +13,7 @@ from crawler.exceptions import QueryError
 DATA = Path(__file__).parent / "data" / "queries"
 CASES = tomllib.loads((DATA / "semantics.toml").read_text("utf-8"))["case"]
 ERRORS = tomllib.loads((DATA / "errors.toml").read_text("utf-8"))["error"]
-SEED = json.loads((DATA / "seed-page.expected.json").read_text("utf-8"))
+SEED = json.loads((Path(__file__).parent / "data" / "seed" / "seed-page.expected.json").read_text("utf-8"))
 ARTICLE_KEYS = ("title", "text", "url", "language", "site_name", "source", "feed_url")
 
 

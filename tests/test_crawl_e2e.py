@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from conftest import NEWSROOM_DATA, ROOT, load_manifest, parse_summary, publish_held_back, read_jsonl, run_cli
+from conftest import NEWSROOM_DATA, ROOT, SEED_DATA, load_manifest, parse_summary, publish_held_back, read_jsonl, run_cli
 
 SEED_PATH = "/2023/09/12/russia-having-to-beg-north-korea-for-support-us-state-dept-spox/"
 ARTICLE_PATHS = {e["path"] for e in load_manifest() if e["file"] != "g7.html"}
@@ -39,7 +39,7 @@ def test_crawl_stores_clean_articles_and_refetches_nothing(newsroom, db_url, tmp
     assert summary["errors"] == 0
 
     seed = next(a for a in articles.values() if a["url"].endswith(SEED_PATH))
-    expected = json.loads((NEWSROOM_DATA / "seed-page.expected.json").read_text("utf-8"))
+    expected = json.loads((SEED_DATA / "seed-page.expected.json").read_text("utf-8"))
     assert seed["title"] == expected["title"]
     paragraphs = seed["text"].split("\n\n")
     assert [fold(p) for p in paragraphs] == [fold(p) for p in expected["paragraphs"]]
@@ -152,10 +152,10 @@ def test_scrapy_crawl_still_works(newsroom, tmp_path):
 
 
 def test_extract_command_prints_the_clean_seed_article():
-    result = run_cli("extract", str(NEWSROOM_DATA / "seed-page.html"), "--url",
+    result = run_cli("extract", str(SEED_DATA / "seed-page.html"), "--url",
                      "https://www.actu-monde.example" + SEED_PATH)
     article = json.loads(result.stdout)
-    expected = json.loads((NEWSROOM_DATA / "seed-page.expected.json").read_text("utf-8"))
+    expected = json.loads((SEED_DATA / "seed-page.expected.json").read_text("utf-8"))
     assert article["title"] == expected["title"]
     assert len(article["text"].split("\n\n")) == len(expected["paragraphs"])
     assert article["language"] == "en" and article["source_url"] == expected["source_url"]

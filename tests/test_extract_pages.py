@@ -14,8 +14,8 @@ from crawler.exceptions import NotAnArticle
 from crawler.extract import ARTICLE_FIELDS, extract_article
 
 DATA = Path(__file__).parent / "data" / "extract"
-CASES = sorted(p.name.removesuffix(".expected.json") for p in DATA.glob("*.expected.json")
-               if p.name != "seed-page.expected.json")
+SEED_DATA = Path(__file__).parent / "data" / "seed"
+CASES = sorted(p.name.removesuffix(".expected.json") for p in DATA.glob("*.expected.json"))
 ARTICLES = [c for c in CASES if "not_an_article" not in json.loads((DATA / f"{c}.expected.json").read_text("utf-8"))]
 NON_ARTICLES = [c for c in CASES if c not in ARTICLES]
 FIELDS = ("canonical_url", "title", "published", "modified", "authors", "language", "page_language",
@@ -86,8 +86,8 @@ def quote_blind(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def seed():
-    expected = json.loads((DATA / "seed-page.expected.json").read_text("utf-8"))
-    return extract_article((DATA / "seed-page.html").read_bytes(), expected["url"]), expected
+    expected = json.loads((SEED_DATA / "seed-page.expected.json").read_text("utf-8"))
+    return extract_article((SEED_DATA / "seed-page.html").read_bytes(), expected["url"]), expected
 
 
 def test_seed_body_is_the_seven_paragraphs_and_nothing_else(seed):
