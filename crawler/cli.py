@@ -63,18 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"-s expects NAME=VALUE, got {pair!r}")
-        overrides[name] = value
-    return overrides
-
-
 def cmd_crawl(args) -> int:
-    from crawler.runner import build_settings, crawl_once, format_summary, progress_enabled, summarize
+    from crawler.runner import (build_settings, crawl_once, format_summary, parse_overrides, progress_enabled,
+                                summarize)
     from crawler.alerts.query import parse_query
 
     for query in args.watch:
@@ -82,7 +73,7 @@ def cmd_crawl(args) -> int:
             parse_query(query)
         except NewswatchError as exc:
             raise ConfigError(f"--watch: {exc}") from exc
-    overrides = _overrides(args.set)
+    overrides = parse_overrides(args.set)
     overrides.setdefault("LOG_LEVEL", _log_level(args.verbose))
     overrides["PROGRESS_ENABLED"] = progress_enabled()
     settings = build_settings(args.db, args.watch, args.output, overrides)

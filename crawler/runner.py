@@ -9,6 +9,7 @@ from scrapy.settings import Settings
 from scrapy.utils.conf import closest_scrapy_cfg
 from scrapy.utils.project import get_project_settings
 
+from crawler.exceptions import ConfigError
 from crawler.frontier import use_redis_frontier
 from crawler.store import resolve_db_url
 
@@ -48,6 +49,17 @@ def build_settings(db: str | None = None, watch: list[str] | None = None, output
         settings.set(key, value, priority="cmdline")
     use_redis_frontier(settings)
     return settings
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``-s NAME=VALUE`` options of the CLI as a dict of settings."""
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"-s expects NAME=VALUE, got {pair!r}")
+        overrides[name] = value
+    return overrides
 
 
 def summarize(stats: dict) -> dict[str, int]:

@@ -48,6 +48,4 @@ def test_two_crawlers_share_one_frontier(newsroom, pg_server, redis_prefix):
         assert client.exists(f"{prefix}:feeds:dupefilter")
         assert 0 < client.ttl(f"{prefix}:feeds:dupefilter") <= 600
     finally:
-        from crawler.store.repository import _stores
-
         drop_pg_schema(pg_server, schema)

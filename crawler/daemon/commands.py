@@ -17,6 +17,7 @@ import signal
 import sys
 
 from crawler.exceptions import ConfigError
+from crawler.runner import parse_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +56,6 @@ def add_daemon_commands(commands) -> None:
     reload.set_defaults(func=cmd_reload)
 
 
-def _overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"-s expects NAME=VALUE, got {pair!r}")
-        overrides[name] = value
-    return overrides
-
-
 def _configure_logging(verbose: int) -> None:
     """Timestamps, and the daemon's own INFO lines even without -v (Scrapy stays quiet)."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -79,7 +70,7 @@ def cmd_run(args) -> int:
     from crawler.daemon.service import Daemon
 
     _configure_logging(getattr(args, "verbose", 0))
-    daemon = Daemon(_schedules_dir(args), db=args.db, overrides=_overrides(args.set))
+    daemon = Daemon(_schedules_dir(args), db=args.db, overrides=parse_overrides(args.set))
     return daemon.run()
 
 

@@ -28,7 +28,6 @@ class FeedsSpider(scrapy.Spider):
     """Follows feeds, sitemaps and pages to the articles they announce."""
 
     name = "feeds"
-    custom_settings: dict = {}
 
     def __init__(self, urls: str | list[str] | None = None, names: str | list[str] | None = None,
                  *args, **kwargs):
