@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.exceptions import DropItem
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from crawler.alerts.matcher import Matcher
@@ -32,7 +32,7 @@ from crawler.exceptions import ConfigError, NotAnArticle, QueryError
 from crawler.extract import extract_article
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
 from crawler.store import open_store
-from crawler.store.schema import alerts
+from crawler.store.schema import alerts, stories
 
 logger = logging.getLogger(__name__)
 
@@ -336,15 +336,12 @@ class StorePipeline:
 
     def _enqueue_alerts(self, conn, item, article_id) -> None:
         subscriptions = item.get("subscriptions_matched") or {}
-        if not subscriptions:
+        matches = [(sub, item["match_terms"].get(name, [])) for name, sub in subscriptions.items()
+                   if not item.get("revision_of") or sub.get("alert_revisions")]
+        if not matches:
             return
-        from crawler.alerts.outbox import enqueue_alerts
-        from crawler.dedupe.stories import story_info
+        from crawler.alerts.outbox import enqueue_matches
 
-        size = (story_info(conn, item["story_id"]) or {}).get("size", 1)
-        for name, sub in subscriptions.items():
-            if item.get("revision_of") and not sub.get("alert_revisions"):
-                continue
-            enqueue_alerts(conn, subscription=sub, article=item, story_id=item["story_id"],
-                           article_id=article_id, terms=item["match_terms"].get(name, []), story_size=size,
-                           flood_limit=self.flood_limit, flood_window=self.flood_window)
+        size = conn.execute(select(stories.c.size).where(stories.c.id == item["story_id"])).scalar() or 1
+        enqueue_matches(conn, article=item, matches=matches, story_id=item["story_id"], article_id=article_id,
+                        story_size=size, flood_limit=self.flood_limit, flood_window=self.flood_window)

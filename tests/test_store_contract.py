@@ -68,3 +68,17 @@ def test_a_database_from_an_older_version_is_upgraded(db_url):
                            health_since=datetime(2024, 1, 1))
     assert upgraded.get_source("https://a.example/feed")["health_since"] == datetime(2024, 1, 1)
     upgraded.dispose()
+
+
+def test_indexes_added_since_are_created_on_an_older_database(db_url):
+    from sqlalchemy import inspect, text
+
+    store = Store.from_url(db_url)
+    with store.begin() as conn:  # as if made before the alerts' lease index existed
+        conn.execute(text("DROP INDEX ix_alerts_lease"))
+        assert "ix_alerts_lease" not in {i["name"] for i in inspect(conn).get_indexes("alerts")}
+    store.dispose()
+    upgraded = Store.from_url(db_url)
+    with upgraded.begin() as conn:
+        assert "ix_alerts_lease" in {i["name"] for i in inspect(conn).get_indexes("alerts")}
+    upgraded.dispose()

@@ -168,8 +168,21 @@ def _source_name(article: dict) -> str:
         return ""
 
 
+def _article_fields(article: dict) -> dict:
+    """The parts of an alert's payload that depend only on the article."""
+    return {
+        "title": clean_line(article.get("title") or "", 500),
+        "url": clean_line(article.get("url") or article.get("canonical_url") or "", 2000),
+        "source": _source_name(article),
+        "site_name": clean_line(article.get("site_name") or "", 200),
+        "language": article.get("language"),
+        "published": _iso(article.get("published")),
+        "revised": _revision_key(article) is not None,  # a changed version of an article seen before
+    }
+
+
 def build_payload(subscription: dict, article: dict, *, story_id: str, article_id, terms: list[str],
-                  story_size: int, alert_id: str, kind: str) -> dict:
+                  story_size: int, alert_id: str, kind: str, article_fields: dict | None = None) -> dict:
     """The JSON document of one alert: what every notifier renders."""
     snippet, highlights = make_snippet(article.get("text") or "", list(terms or ()))
     return {
@@ -178,13 +191,7 @@ def build_payload(subscription: dict, article: dict, *, story_id: str, article_i
         "subscription": subscription["name"],
         "story_id": story_id,
         "article_id": article_id,
-        "title": clean_line(article.get("title") or "", 500),
-        "url": clean_line(article.get("url") or article.get("canonical_url") or "", 2000),
-        "source": _source_name(article),
-        "site_name": clean_line(article.get("site_name") or "", 200),
-        "language": article.get("language"),
-        "published": _iso(article.get("published")),
-        "revised": _revision_key(article) is not None,  # a changed version of an article seen before
+        **(article_fields or _article_fields(article)),
         "snippet": snippet,
         "highlights": highlights,
         "terms": [clean_line(t, 200) for t in terms or ()],
@@ -193,20 +200,22 @@ def build_payload(subscription: dict, article: dict, *, story_id: str, article_i
     }
 
 
-def _insert_ignore(conn, row: dict) -> bool:
-    """Insert ``row`` unless its id exists; True if inserted."""
+def _insert_new(conn, rows: list[dict]) -> list[str]:
+    """Insert ``rows`` (in one statement where the database allows), skipping ids that
+    exist already; returns the ids inserted."""
+    if not rows:
+        return []
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(alerts).values(**row).on_conflict_do_nothing(index_elements=["id"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(alerts).values(**row).on_conflict_do_nothing(index_elements=["id"])
-    else:
-        if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first():
-            return False
-        stmt = alerts.insert().values(**row)
-    if dialect in ("postgresql", "sqlite"):  # rowcount is not reliable for these inserts on psycopg
-        return conn.execute(stmt.returning(alerts.c.id)).first() is not None
-    return conn.execute(stmt).rowcount == 1
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(alerts).on_conflict_do_nothing(index_elements=["id"]).returning(alerts.c.id)
+        return list(conn.execute(stmt, rows).scalars())
+    created = []
+    for row in rows:
+        if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is None:
+            conn.execute(alerts.insert().values(**row))
+            created.append(row["id"])
+    return created
 
 
 def _note_also_reported(conn, existing, article: dict, story_size: int) -> None:
@@ -232,51 +241,77 @@ def _note_also_reported(conn, existing, article: dict, story_size: int) -> None:
 def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, article_id: int,
                    terms: list[str], story_size: int, now: datetime | None = None,
                    flood_limit: int = FLOOD_LIMIT, flood_window: float = FLOOD_WINDOW) -> list[str]:
-    """Create the pending alerts of one matched article, in the caller's transaction.
+    """Create the pending alerts of one matched article for one subscription (a row of
+    ``subscriptions`` as a dict), in the caller's transaction; see :func:`enqueue_matches`."""
+    return enqueue_matches(conn, article=article, matches=[(subscription, terms)], story_id=story_id,
+                           article_id=article_id, story_size=story_size, now=now,
+                           flood_limit=flood_limit, flood_window=flood_window)
 
-    One row per target of ``subscription`` (a row of ``subscriptions`` as a dict),
-    unless the subscription already has an alert for ``story_id``; then the copy's
-    source is noted on digest/batch alerts still waiting, and nothing is created.
-    With ``alert_revisions`` a new revision of an article is alerted again.
+
+def enqueue_matches(conn, *, article: dict, matches: list[tuple[dict, list[str]]], story_id: str,
+                    article_id: int, story_size: int, now: datetime | None = None,
+                    flood_limit: int = FLOOD_LIMIT, flood_window: float = FLOOD_WINDOW) -> list[str]:
+    """Create the pending alerts of one article for every subscription it matched, in the
+    caller's transaction: ``matches`` lists (subscription row as a dict, matched terms).
+
+    One row per target of each subscription, unless the subscription already has an
+    alert for ``story_id``; then the copy's source is noted on digest/batch alerts still
+    waiting, and nothing is created. With ``alert_revisions`` a new revision of an
+    article is alerted again. The cost is a fixed number of statements (existing alerts,
+    recent counts for flood control, one insert), whatever the number of subscriptions.
     Returns the ids of the alerts created.
     """
-    if subscription.get("paused"):
+    matches = [(sub, terms) for sub, terms in matches if not sub.get("paused")]
+    if not matches:
         return []
     now = to_db_time(now or utcnow())
-    name = subscription["name"]
-    targets = list(dict.fromkeys(subscription.get("targets") or ()))
     revision = _revision_key(article)
-    per_revision = bool(subscription.get("alert_revisions")) and revision is not None
+    existing: dict[str, list] = {}
+    for row in conn.execute(
+            select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.c.kind, alerts.c.payload)
+            .where(alerts.c.subscription.in_([sub["name"] for sub, _ in matches]),
+                   alerts.c.story_id == story_id)):
+        existing.setdefault(row.subscription, []).append(row)
 
-    existing = conn.execute(
-        select(alerts.c.id, alerts.c.status, alerts.c.kind, alerts.c.payload)
-        .where(alerts.c.subscription == name, alerts.c.story_id == story_id)
-    ).all()
-    if existing and not per_revision:
-        _note_also_reported(conn, existing, article, story_size)
+    wanted = []  # (subscription, terms, targets, revision or None)
+    for sub, terms in matches:
+        name = sub["name"]
+        targets = list(dict.fromkeys(sub.get("targets") or ()))
+        per_revision = bool(sub.get("alert_revisions")) and revision is not None
+        rows = existing.get(name, [])
+        if rows and not per_revision:
+            _note_also_reported(conn, rows, article, story_size)
+            continue
+        if per_revision and any(row.id == alert_id(name, story_id, t, revision) for row in rows for t in targets):
+            continue
+        if targets:
+            wanted.append((sub, terms, targets, revision if per_revision else None))
+    if not wanted:
         return []
-    if per_revision and any(row.id == alert_id(name, story_id, t, revision) for row in existing for t in targets):
-        return []
 
-    mode = subscription.get("mode") or "instant"
-    if mode in DIGEST_MODES:
-        kind, due_at = "digest", next_digest_time(subscription, now)
-    else:
-        kind, due_at = _flood_kind(conn, name, now, flood_limit, flood_window)
-
-    created = []
-    for target in targets:
-        aid = alert_id(name, story_id, target, revision if per_revision else None)
-        payload = build_payload(subscription, article, story_id=story_id, article_id=article_id, terms=terms,
-                                story_size=story_size, alert_id=aid, kind=kind)
-        row = dict(id=aid, subscription_id=subscription.get("id"), subscription=name, story_id=story_id,
-                   article_id=article_id, target=target, kind=kind, payload=payload, status="pending",
-                   attempts=0, next_attempt_at=due_at or now, due_at=due_at, created_at=now)
-        if _insert_ignore(conn, row):
-            created.append(aid)
+    instant = [sub["name"] for sub, *_ in wanted if (sub.get("mode") or "instant") not in DIGEST_MODES]
+    floods = _flooded(conn, instant, now, flood_limit, flood_window)
+    fields = _article_fields(article)
+    rows = []
+    for sub, terms, targets, rev in wanted:
+        name = sub["name"]
+        if (sub.get("mode") or "instant") in DIGEST_MODES:
+            kind, due_at = "digest", next_digest_time(sub, now)
+        else:
+            kind, due_at = floods.get(name, ("article", None))
+        payload = None
+        for target in targets:
+            aid = alert_id(name, story_id, target, rev)
+            if payload is None:
+                payload = build_payload(sub, article, story_id=story_id, article_id=article_id, terms=terms,
+                                        story_size=story_size, alert_id=aid, kind=kind, article_fields=fields)
+            rows.append(dict(id=aid, subscription_id=sub.get("id"), subscription=name, story_id=story_id,
+                             article_id=article_id, target=target, kind=kind, payload=dict(payload, id=aid),
+                             status="pending", attempts=0, next_attempt_at=due_at or now, due_at=due_at,
+                             created_at=now))
+    created = _insert_new(conn, rows)
     if created:
-        logger.debug("Queued %d %s alert(s) for subscription %r, story %s", len(created), kind,
-                     clean_line(name), story_id)
+        logger.debug("Queued %d alert(s) of story %s for %d subscription(s)", len(created), story_id, len(wanted))
     return created
 
 
@@ -293,24 +328,30 @@ def _revision_key(article: dict) -> int | str | None:
     return None
 
 
-def _flood_kind(conn, name: str, now: datetime, limit: int, window: float) -> tuple[str, datetime | None]:
-    """('article', None), or ('batch', when) once ``name`` had ``limit`` alerts in ``window``."""
-    if not limit or limit <= 0:
-        return "article", None
+def _flooded(conn, names: list[str], now: datetime, limit: int, window: float) -> dict[str, tuple]:
+    """{name: ('batch', when)} for the subscriptions among ``names`` that had ``limit``
+    instant alerts (distinct stories) in the last ``window`` seconds: their surplus
+    waits for the end of the window and goes as one message."""
+    if not names or not limit or limit <= 0:
+        return {}
     since = now - timedelta(seconds=window)
     recent = conn.execute(
-        select(func.count(func.distinct(alerts.c.story_id)))
-        .where(alerts.c.subscription == name, alerts.c.created_at >= since,
+        select(alerts.c.subscription, func.count(func.distinct(alerts.c.story_id)))
+        .where(alerts.c.subscription.in_(names), alerts.c.created_at >= since,
                alerts.c.kind.in_(("article", "batch")))
-    ).scalar_one()
-    if recent < limit:
-        return "article", None
-    open_batch = conn.execute(
-        select(func.min(alerts.c.due_at))
-        .where(alerts.c.subscription == name, alerts.c.kind == "batch", alerts.c.status == "pending",
-               alerts.c.batch_id.is_(None), alerts.c.due_at > now)
-    ).scalar_one()
-    return "batch", open_batch or now + timedelta(seconds=window)
+        .group_by(alerts.c.subscription)
+    ).all()
+    flooded = {}
+    for name, count in recent:
+        if count < limit:
+            continue
+        open_batch = conn.execute(
+            select(func.min(alerts.c.due_at))
+            .where(alerts.c.subscription == name, alerts.c.kind == "batch", alerts.c.status == "pending",
+                   alerts.c.batch_id.is_(None), alerts.c.due_at > now)
+        ).scalar_one()
+        flooded[name] = ("batch", open_batch or now + timedelta(seconds=window))
+    return flooded
 
 
 # -- dispatch -------------------------------------------------------------------------

@@ -122,6 +122,19 @@ def fold_text(text: str) -> tuple[str, list[int] | None]:
     return folded, index
 
 
+@functools.lru_cache(maxsize=4)
+def _folded(text: str) -> tuple[str, list[int] | None]:
+    """:func:`fold_text`, kept for the last few texts: one article's alerts (one per
+    matched subscription and target) all look for their terms in the same text."""
+    return fold_text(text)
+
+
+@functools.lru_cache(maxsize=4)
+def _sanitized(text: str) -> str:
+    return sanitize_terminal(text)
+
+
+@functools.lru_cache(maxsize=4096)
 def _term_pattern(term: str) -> re.Pattern | None:
     term = term.strip()
     if ":" in term and not term.startswith('"'):
@@ -142,7 +155,7 @@ def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
     """Sorted, non-overlapping (start, end) spans in ``text`` where any of ``terms`` occurs."""
     if not text or not terms:
         return []
-    folded, index = fold_text(text)
+    folded, index = _folded(text)
     spans: list[tuple[int, int]] = []
     for pattern in filter(None, (_term_pattern(t) for t in terms)):
         for m in pattern.finditer(folded):
@@ -164,7 +177,7 @@ def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> tup
     The snippet is one sanitized line; it starts and ends on word boundaries, with
     "…" where text was cut.
     """
-    text = sanitize_terminal(text or "")
+    text = _sanitized(text or "")
     spans = find_terms(text, terms)
     first = spans[0][0] if spans else 0
     start = max(0, first - width // 3)

@@ -102,6 +102,7 @@ class Store:
                         conn.execute(text("SELECT pg_advisory_xact_lock(7263501)"))
                     schema.metadata.create_all(conn)
                     self._add_missing_columns(conn)
+                    self._add_missing_indexes(conn)
                 return
             except SQLAlchemyError as exc:
                 if attempt == 2:
@@ -120,6 +121,18 @@ class Store:
                 kind = column.type.compile(dialect=conn.dialect)
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
                 logger.info("database upgraded: %s.%s added", table.name, column.name)
+
+    @staticmethod
+    def _add_missing_indexes(conn: Connection) -> None:
+        """Indexes added since an older newswatch made the database (``create_all`` only
+        makes the indexes of tables it creates)."""
+        inspector = inspect(conn)
+        for table in schema.metadata.sorted_tables:
+            present = {index["name"] for index in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in present:
+                    index.create(conn)
+                    logger.info("database upgraded: index %s added", index.name)
 
     def drop_schema(self) -> None:
         schema.metadata.drop_all(self.engine)

@@ -180,6 +180,10 @@ alerts = Table(
 )
 Index("ix_alerts_status_next", alerts.c.status, alerts.c.next_attempt_at)
 Index("ix_alerts_subscription_story", alerts.c.subscription, alerts.c.story_id)
+Index("ix_alerts_subscription_created", alerts.c.subscription, alerts.c.created_at)  # flood control
+Index("ix_alerts_story", alerts.c.story_id)  # stories merging: their alerts follow
+Index("ix_alerts_lease", alerts.c.lease)  # a dispatcher's claimed rows
+Index("ix_alerts_batch", alerts.c.batch_id)
 
 runs = Table(
     "runs",
