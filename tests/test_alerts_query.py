@@ -215,3 +215,27 @@ def test_plain_ascii_words_are_chunked_like_any_other_text():
     for _ in range(500):
         raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
         assert _chunks.__wrapped__(raw) == reference(raw), repr(raw)
+
+
+def test_whole_text_tokeniser_agrees_with_the_word_by_word_one():
+    import random
+
+    from crawler.alerts.text import _tokenize_fast, _tokenize_general
+
+    pieces = [
+        "Kim", "jong", "UN", "x1", "2024", "e-mail", "U.S.", "u.s", "a", "I", "a_b", "don't", "\x1c", " ", "  ",
+        "\t", "é", "É", "-", "--", ".", "..", ". ", "'", "’", "‘", "“", "—", "\xa0", "\xad", "\u200d", "ß", "Ǆ",
+        "²", "½", "ﬁ", "Москва", "İ", "ø", ",", "_", "e\u0301", "北", "\ud800", "ʼ", "′", "″", "🙂", "ª", "3.5",
+    ]
+    rng = random.Random(3)
+    fast = compounds = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        found = _tokenize_fast(text)
+        if found is None:  # marks, CJK, surrogates: left to the general code
+            continue
+        expected = _tokenize_general(text)
+        assert (found.tokens, found.compounds, found.runs) == (expected.tokens, expected.compounds, expected.runs), repr(text)
+        fast += 1
+        compounds += len(found.compounds)
+    assert fast > 10_000 and compounds > 5_000  # the comparison is not vacuous

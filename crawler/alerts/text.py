@@ -139,6 +139,14 @@ class Tokens:
 
 def tokenize(text: str, with_spans: bool = False) -> Tokens:
     """Split ``text`` into folded words and compounds (see :class:`Tokens`)."""
+    if not with_spans:
+        found = _tokenize_fast(text)
+        if found is not None:
+            return found
+    return _tokenize_general(text, with_spans)
+
+
+def _tokenize_general(text: str, with_spans: bool = False) -> Tokens:
     parts = split_words(text)
     raw = parts[1::2]
     tokens = list(map(_FOLDED.get, raw))
@@ -204,3 +212,123 @@ def _compounds(tokens, raw, seps):
         runs.append((start, end + 1))
         compounds.append((start, end + 1, "".join(tokens[start : end + 2])))
     return compounds, runs
+
+
+# --- the fast path: the same words and compounds by whole-text C operations -------------
+#
+# ``split_words`` runs a regular expression over every character (~50 ns each). Without
+# spans the same result comes from a few passes over the UTF-8 bytes: every character
+# that is neither a letter nor a digit (what ``[^\W_]`` excludes) becomes a space, or
+# ``'`` if it is a joiner; ASCII letters are lowered on the way (their fold); then
+# ``str.split``. Texts that ``split_words`` would cut with its full rules (combining
+# marks, CJK) or that hold lone surrogates go the general way.
+
+_BYTE_MAP = bytearray(range(256))
+for _b in range(128):
+    _ch = chr(_b)
+    _BYTE_MAP[_b] = ord(_ch.lower() if _ch.isalnum() else "'" if _ch in JOINERS else "." if _ch == "." else " ")
+_BYTE_MAP = bytes(_BYTE_MAP)
+_ASCII_BYTES = bytes(range(128))
+_CHAR_BYTES: dict[str, bytes | None] = {}  # non-ASCII char -> b"" (a word char), b" ", b"'", None (general path)
+
+
+def _char_bytes(ch: str) -> bytes | None:
+    found = _CHAR_BYTES.get(ch, b"?")
+    if found == b"?":
+        if _NEEDS_FULL_RE.match(ch):
+            found = None
+        elif ch.isalnum():  # a word character (even "ʼ", a modifier letter)
+            found = b""
+        else:
+            found = b"'" if ch in JOINERS else b" "
+        if len(_CHAR_BYTES) < 100_000:
+            _CHAR_BYTES[ch] = found
+    return found
+
+
+def _tokenize_fast(text: str) -> Tokens | None:
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        return None
+    if not data.isascii():
+        for ch in set(data.translate(None, _ASCII_BYTES).decode()):
+            replacement = _char_bytes(ch)
+            if replacement is None:
+                return None
+            if replacement:
+                data = data.replace(ch.encode(), replacement)
+    # every separator is now one of " ", "'" (a joiner) and "." (a joiner between letters)
+    line = data.translate(_BYTE_MAP).decode()
+    if "." in line:
+        line = _acronym_dots(line)
+    chunks = line.split()
+    runs = []
+    if "'" in line:
+        raw, runs = _split_joined(chunks)
+    else:
+        raw = chunks
+    if line.isascii():
+        tokens = raw  # lowered already: the fold of an ASCII word
+    else:
+        tokens = list(map(_FOLDED.get, raw))
+        if None in tokens:
+            tokens = [fold_token(word) if tok is None else tok for word, tok in zip(raw, tokens)]
+        if "" in tokens:  # a word that folds to nothing keeps its written form: general path
+            return None
+    compounds = [(start, end, "".join(tokens[start : end + 1])) for start, end in runs]
+    return Tokens(tokens, compounds, runs)
+
+
+def _acronym_dots(line: str) -> str:
+    """``line`` with each dot that stands alone between two single letters ("u.s") as
+    ``'``, the other dots as spaces."""
+    line = line.replace(". ", "  ")  # a dot followed by a space joins nothing
+    find, last = line.find, len(line) - 1
+    parts, start, i = [], 0, -1
+    while (i := find(".", i + 1)) >= 0:
+        if (
+            0 < i < last
+            and line[i + 1].isalpha()
+            and line[i - 1].isalpha()
+            and (i < 2 or line[i - 2] in " '.")
+            and (i + 2 > last or line[i + 2] in " '.")
+        ):
+            parts.append(line[start:i])
+            start = i + 1
+    if parts:
+        parts.append(line[start:])
+        line = "'".join(parts)
+    return line.replace(".", " ")
+
+
+def _split_joined(chunks: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The words of the whitespace-separated ``chunks``, and the runs of joined words:
+    inside a chunk, two words are joined when exactly one ``'`` stands between them."""
+    line = " ".join(chunks)
+    marked = []  # indices of the chunks that hold a "'"
+    find, count = line.find, line.count
+    i, k, prev = -1, 0, 0
+    while (i := find("'", i + 1)) >= 0:
+        k += count(" ", prev, i)
+        prev = i
+        if not marked or marked[-1] != k:
+            marked.append(k)
+    words: list[str] = []
+    runs = []
+    done = 0
+    for k in marked:
+        words += chunks[done:k]
+        done = k + 1
+        start = None  # the index of the first word of the run being read
+        for piece in chunks[k].split("'") + [""]:
+            if piece:
+                if start is None:
+                    start = len(words)
+                words.append(piece)
+            elif start is not None:
+                if len(words) - 1 > start:
+                    runs.append((start, len(words) - 1))
+                start = None
+    words += chunks[done:]
+    return words, runs
