@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=300)
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--batch", type=int, help="articles per store transaction (default: STORE_BATCH_SIZE)")
     args = parser.parse_args(argv)
 
     from scrapy.utils.reactor import install_reactor
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     room = Newsroom(args.articles, 20)
     add_subscriptions(db_url, generate_queries(room, args.subscriptions), (workdir / "alerts.jsonl").as_uri())
     base = "http://127.0.0.1:8000"
-    settings = build_settings(db_url, overrides={"EXTRACT_WORKERS": 0, "LOG_LEVEL": "WARNING"})
+    overrides = {"EXTRACT_WORKERS": 0, "LOG_LEVEL": "WARNING"}
+    if args.batch:
+        overrides["STORE_BATCH_SIZE"] = args.batch
+    settings = build_settings(db_url, overrides=overrides)
     crawler = get_crawler(FeedsSpider, settings.copy_to_dict())
     crawler.spider = None
 
@@ -65,13 +69,21 @@ def main(argv: list[str] | None = None) -> int:
               ("StorePipeline", pipelines.StorePipeline.from_crawler(crawler))]
     for name, _ in stages:
         costs[name] = 0.0
+    store = stages.pop()[1]
+    costs["StorePipeline"] = 0.0
     stored = 0
-    for item in items:
-        for name, stage in stages:
-            started = time.process_time()
-            item = stage.process_item(item)
-            costs[name] += time.process_time() - started
-        stored += 1
+    batch = settings.getint("STORE_BATCH_SIZE", 1)
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        for i, item in enumerate(chunk):
+            for name, stage in stages:
+                started = time.process_time()
+                chunk[i] = item = stage.process_item(item)
+                costs[name] += time.process_time() - started
+        started = time.process_time()
+        errors = store.store_many(chunk)
+        costs["StorePipeline"] += time.process_time() - started
+        stored += errors.count(None)
     print(f"{stored} articles, {args.subscriptions} subscriptions, {db_url.split(':')[0]}; "
           f"alerts queued: {crawler.stats.get_value('newswatch/articles/matched', 0)} matched articles")
     for name, seconds in costs.items():

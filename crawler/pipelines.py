@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.exceptions import DropItem
-from sqlalchemy import select, update
+from twisted.internet.defer import Deferred
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crawler.alerts.matcher import Matcher
@@ -160,7 +161,9 @@ class ExtractPipeline:
 def _extract(html: bytes, url: str, encoding: str | None, template: SiteTemplate | None) -> dict:
     """Runs in a worker process: the page bytes and the HTTP charset go to the extractor,
     which weighs them against the page's own declarations."""
-    return extract_article(html, url, template=template, encoding=encoding)
+    article = extract_article(html, url, template=template, encoding=encoding)
+    article["content_hash"] = content_hash(article["text"])  # for DedupePipeline, computed here off the reactor
+    return article
 
 
 class DedupePipeline:
@@ -183,7 +186,8 @@ class DedupePipeline:
             item["source_url"] = item.get("source_url") or declared
             canonical = own
         item["canonical_url"] = canonical
-        item["content_hash"] = content_hash(item["text"])
+        if item.get("content_hash") is None:  # computed by the extraction worker, normally
+            item["content_hash"] = content_hash(item["text"])
         with self.store.begin() as conn:
             duplicate = find_duplicate(conn, canonical, item.get("guid"), item["content_hash"])
         item["duplicate_of"] = None
@@ -268,26 +272,44 @@ class MatchPipeline:
         return True
 
 
+_STORY_SIZE = select(stories.c.size).where(stories.c.id == bindparam("id"))
+
+
 class StorePipeline:
-    """Stores the article, its story and its alerts in one transaction."""
+    """Stores the article, its story and its alerts in one transaction.
+
+    Articles arriving close together share a transaction: up to ``STORE_BATCH_SIZE``
+    of them, or those that arrived within ``STORE_BATCH_DELAY`` seconds of the first
+    (each item waits at most that long). A commit costs more than an article's rows,
+    so this is most of what batching saves. If any article of a batch fails, the batch
+    is rolled back and its articles are stored one by one, so only the failing one is
+    lost. ``STORE_BATCH_SIZE = 1`` stores each article as it comes."""
 
     def __init__(self, crawler, store, story_index: StoryIndex, flood_limit: int = 20,
-                 flood_window: float = 600.0):
+                 flood_window: float = 600.0, batch_size: int = 1, batch_delay: float = 0.1):
         self.crawler = crawler
         self.store = store
         self.story_index = story_index
         self.flood_limit = flood_limit
         self.flood_window = flood_window
+        self.batch_size = max(1, batch_size)
+        self.batch_delay = max(0.0, batch_delay)
+        self._waiting: list[tuple[dict, object, Deferred]] = []
+        self._timer = None
 
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
         return cls(crawler, open_store(settings.get("NEWSWATCH_DB")), StoryIndex.from_settings(settings),
                    flood_limit=settings.getint("ALERTS_FLOOD_LIMIT", 20),
-                   flood_window=settings.getfloat("ALERTS_FLOOD_WINDOW", 600.0))
+                   flood_window=settings.getfloat("ALERTS_FLOOD_WINDOW", 600.0),
+                   batch_size=settings.getint("STORE_BATCH_SIZE", 1),
+                   batch_delay=settings.getfloat("STORE_BATCH_DELAY", 0.1))
 
     def close_spider(self, spider=None):
-        """Forget index entries older than the window, so the index stays bounded."""
+        """Store what still waits; forget index entries older than the window, so the
+        index stays bounded."""
+        self.flush()
         try:
             with self.store.begin() as conn:
                 expired = self.story_index.expire(conn)
@@ -297,20 +319,72 @@ class StorePipeline:
             logger.exception("could not expire the near-duplicate index")
 
     def process_item(self, item, spider=None):
-        try:
-            self._store(item)
-        except IntegrityError:
+        if self.batch_size == 1:
+            error = self.store_many([item])[0]
+            return self._finish(item, spider, error)
+        done = Deferred()
+        self._waiting.append((item, spider, done))
+        if len(self._waiting) >= self.batch_size:
+            self.flush()
+        elif self._timer is None:
+            from twisted.internet import reactor
+
+            self._timer = reactor.callLater(self.batch_delay, self.flush)
+        return done
+
+    def flush(self) -> None:
+        """Store the waiting articles now, in one transaction."""
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        errors = self.store_many([item for item, _, _ in waiting])
+        for (item, spider, done), error in zip(waiting, errors):
+            try:
+                done.callback(self._finish(item, spider, error))
+            except Exception:
+                done.errback()
+
+    def store_many(self, items: list[dict]) -> list[Exception | None]:
+        """Store ``items`` in one transaction; per item, None or the exception that kept
+        it out of the store."""
+        if len(items) > 1:
+            try:
+                with self.store.begin() as conn:
+                    for item in items:
+                        self._store(conn, item)
+                return [None] * len(items)
+            except Exception:  # find which one: each on its own
+                pass
+        errors: list[Exception | None] = []
+        for item in items:
+            try:
+                with self.store.begin() as conn:
+                    self._store(conn, item)
+                errors.append(None)
+            except Exception as exc:
+                errors.append(exc)
+        return errors
+
+    def _finish(self, item, spider, error: Exception | None):
+        """Count the stored article, or turn the error into the right drop (raised)."""
+        if isinstance(error, IntegrityError):
             # Another crawler sharing this database stored the same page a moment ago.
             drop = AlreadyStored(f"{item['url']} was stored meanwhile by another crawler")
             _count_drop(self.crawler, drop)
-            raise drop from None
-        except Exception:
-            logger.exception("%s: could not store the article", item.get("url"))
+            raise drop
+        if error is not None:
+            logger.error("%s: could not store the article", item.get("url"),
+                         exc_info=(type(error), error, error.__traceback__))
             self.crawler.stats.inc_value("newswatch/errors")
             self.crawler.stats.inc_value("newswatch/errors/store")
+            spider = spider or self.crawler.spider
             if spider is not None and hasattr(spider, "mark_source_incomplete"):
                 spider.mark_source_incomplete(item.get("source_id"))
-            raise
+            raise error
         key = "newswatch/articles/duplicate" if item.get("duplicate_of") else "newswatch/articles/new"
         self.crawler.stats.inc_value(key)
         spider = spider or self.crawler.spider
@@ -318,21 +392,20 @@ class StorePipeline:
             spider.count_new_article(item.get("source_id"))
         return item
 
-    def _store(self, item) -> None:
+    def _store(self, conn, item) -> None:
         from crawler.store import articles as article_rows
 
-        with self.store.begin() as conn:
-            decision = self.story_index.decide(conn, item)
-            item["story_id"] = decision.story_id
-            article_id = article_rows.save_article(conn, item, decision.signature)
-            self.story_index.record(conn, article_id, item, decision)
-            if decision.merged_story_ids:
-                # Stories this article joined together: their alerts now belong to the merged
-                # story, so a subscription already alerted for either is not alerted again.
-                conn.execute(update(alerts).where(alerts.c.story_id.in_(decision.merged_story_ids))
-                             .values(story_id=decision.story_id))
-            item["article_id"] = article_id
-            self._enqueue_alerts(conn, item, article_id)
+        decision = self.story_index.decide(conn, item)
+        item["story_id"] = decision.story_id
+        article_id = article_rows.save_article(conn, item, decision.signature)
+        self.story_index.record(conn, article_id, item, decision)
+        if decision.merged_story_ids:
+            # Stories this article joined together: their alerts now belong to the merged
+            # story, so a subscription already alerted for either is not alerted again.
+            conn.execute(update(alerts).where(alerts.c.story_id.in_(decision.merged_story_ids))
+                         .values(story_id=decision.story_id))
+        item["article_id"] = article_id
+        self._enqueue_alerts(conn, item, article_id)
 
     def _enqueue_alerts(self, conn, item, article_id) -> None:
         subscriptions = item.get("subscriptions_matched") or {}
@@ -342,6 +415,6 @@ class StorePipeline:
             return
         from crawler.alerts.outbox import enqueue_matches
 
-        size = conn.execute(select(stories.c.size).where(stories.c.id == item["story_id"])).scalar() or 1
+        size = conn.execute(_STORY_SIZE, {"id": item["story_id"]}).scalar() or 1
         enqueue_matches(conn, article=item, matches=matches, story_id=item["story_id"], article_id=article_id,
                         story_size=size, flood_limit=self.flood_limit, flood_window=self.flood_window)

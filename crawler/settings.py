@@ -39,6 +39,8 @@ EXTRACT_LEARN_TEMPLATES = True  # learn each site's repeated boilerplate and rem
 EXTRACT_TEMPLATE_SAVE_EVERY = 20  # pages of a site between saves of its learned template
 DEDUPE_NEAR_THRESHOLD = 0.5
 DEDUPE_WINDOW_DAYS = 30
+STORE_BATCH_SIZE = 32  # articles stored per transaction at most (1: one transaction each)
+STORE_BATCH_DELAY = 0.1  # seconds an article waits for others to share its transaction
 
 # -- alerts ---------------------------------------------------------------------------
 ALERTS_FLOOD_LIMIT = 20  # instant alerts per subscription and window before they are batched

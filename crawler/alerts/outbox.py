@@ -40,7 +40,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -205,10 +205,8 @@ def _insert_new(conn, rows: list[dict]) -> list[str]:
     exist already; returns the ids inserted."""
     if not rows:
         return []
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(alerts).on_conflict_do_nothing(index_elements=["id"]).returning(alerts.c.id)
+    stmt = _INSERT_NEW.get(conn.dialect.name)
+    if stmt is not None:
         return list(conn.execute(stmt, rows).scalars())
     created = []
     for row in rows:
@@ -248,6 +246,18 @@ def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, ar
                            flood_limit=flood_limit, flood_window=flood_window)
 
 
+# Built once: these run for every matched article.
+_EXISTING = (select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.c.kind, alerts.c.payload)
+             .where(alerts.c.subscription.in_(bindparam("names", expanding=True)),
+                    alerts.c.story_id == bindparam("story")))
+_RECENT = (select(alerts.c.subscription, func.count(func.distinct(alerts.c.story_id)))
+           .where(alerts.c.subscription.in_(bindparam("names", expanding=True)),
+                  alerts.c.created_at >= bindparam("since"), alerts.c.kind.in_(("article", "batch")))
+           .group_by(alerts.c.subscription))
+_INSERT_NEW = {name: dialect.insert(alerts).on_conflict_do_nothing(index_elements=["id"]).returning(alerts.c.id)
+               for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+
+
 def enqueue_matches(conn, *, article: dict, matches: list[tuple[dict, list[str]]], story_id: str,
                     article_id: int, story_size: int, now: datetime | None = None,
                     flood_limit: int = FLOOD_LIMIT, flood_window: float = FLOOD_WINDOW) -> list[str]:
@@ -267,10 +277,7 @@ def enqueue_matches(conn, *, article: dict, matches: list[tuple[dict, list[str]]
     now = to_db_time(now or utcnow())
     revision = _revision_key(article)
     existing: dict[str, list] = {}
-    for row in conn.execute(
-            select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.c.kind, alerts.c.payload)
-            .where(alerts.c.subscription.in_([sub["name"] for sub, _ in matches]),
-                   alerts.c.story_id == story_id)):
+    for row in conn.execute(_EXISTING, {"names": [sub["name"] for sub, _ in matches], "story": story_id}):
         existing.setdefault(row.subscription, []).append(row)
 
     wanted = []  # (subscription, terms, targets, revision or None)
@@ -335,12 +342,7 @@ def _flooded(conn, names: list[str], now: datetime, limit: int, window: float) -
     if not names or not limit or limit <= 0:
         return {}
     since = now - timedelta(seconds=window)
-    recent = conn.execute(
-        select(alerts.c.subscription, func.count(func.distinct(alerts.c.story_id)))
-        .where(alerts.c.subscription.in_(names), alerts.c.created_at >= since,
-               alerts.c.kind.in_(("article", "batch")))
-        .group_by(alerts.c.subscription)
-    ).all()
+    recent = conn.execute(_RECENT, {"names": names, "since": since}).all()
     flooded = {}
     for name, count in recent:
         if count < limit:

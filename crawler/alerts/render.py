@@ -171,6 +171,21 @@ def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
     return merged
 
 
+def _first_occurrence(text: str, terms: list[str]) -> int:
+    """Where the earliest of ``terms`` starts in ``text`` (0 if none does)."""
+    if not text or not terms:
+        return 0
+    folded, index = _folded(text)
+    first = None
+    for pattern in filter(None, map(_term_pattern, terms)):
+        found = pattern.search(folded)
+        if found and found.end() > found.start() and (first is None or found.start() < first):
+            first = found.start()
+    if first is None:
+        return 0
+    return index[first] if index else first
+
+
 def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> tuple[str, list[list[int]]]:
     """~``width`` characters of ``text`` around the first matched term, and the term spans in it.
 
@@ -178,8 +193,7 @@ def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> tup
     "…" where text was cut.
     """
     text = _sanitized(text or "")
-    spans = find_terms(text, terms)
-    first = spans[0][0] if spans else 0
+    first = _first_occurrence(text, terms)
     start = max(0, first - width // 3)
     if start > 0:
         space = text.find(" ", start, first)

@@ -11,13 +11,19 @@ Each check is one indexed lookup (``uq_articles_canonical_url``, ``ix_articles_g
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from crawler.store.schema import articles
 
-_COLUMNS = (articles.c.id, articles.c.url, articles.c.canonical_url, articles.c.guid,
-            articles.c.story_id, articles.c.content_hash, articles.c.revision)
+_COLUMNS = "id, url, canonical_url, guid, story_id, content_hash, revision"
+_MATCHES = ("url", "guid", "content")
+
+# One round trip for the three indexed look-ups; each part yields its first row, if any.
+_LOOKUP = text(" UNION ALL ".join(
+    f"SELECT * FROM (SELECT {rank} AS rank, {_COLUMNS} FROM articles WHERE {column} = :{param} "
+    f"ORDER BY id LIMIT 1) AS by_{param}"
+    for rank, (column, param) in enumerate((("canonical_url", "url"), ("guid", "guid"),
+                                            ("content_hash", "content")))))
 
 
 def find_duplicate(conn: Connection, canonical_url: str | None, guid: str | None = None,
@@ -29,19 +35,12 @@ def find_duplicate(conn: Connection, canonical_url: str | None, guid: str | None
     ``"content"``, the first that holds in that order) and ``revision``: true when the
     URL or GUID matched but the body changed (``content_hash`` given and different).
     """
-    checks = []
-    if canonical_url:
-        checks.append(("url", articles.c.canonical_url == canonical_url))
-    if guid:
-        checks.append(("guid", articles.c.guid == guid))
-    if content_hash is not None:
-        checks.append(("content", articles.c.content_hash == content_hash))
-    for match, condition in checks:
-        row = conn.execute(select(*_COLUMNS).where(condition).order_by(articles.c.id).limit(1)).mappings().first()
-        if row is not None:
-            found = dict(row)
-            found["match"] = match
-            found["revision"] = (match != "content" and content_hash is not None
-                                 and found["content_hash"] != content_hash)
-            return found
-    return None
+    rows = conn.execute(_LOOKUP, {"url": canonical_url or None, "guid": guid or None,
+                                  "content": content_hash}).mappings().all()
+    if not rows:
+        return None
+    found = dict(min(rows, key=lambda row: row["rank"]))
+    found["match"] = _MATCHES[found.pop("rank")]
+    found["revision"] = (found["match"] != "content" and content_hash is not None
+                         and found["content_hash"] != content_hash)
+    return found

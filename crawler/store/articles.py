@@ -20,6 +20,9 @@ def parse_time(value) -> datetime | None:
         return None
 
 
+_INSERT = insert(schema.articles).returning(schema.articles.c.id)  # built once: this runs per article
+
+
 def save_article(conn: Connection, item: dict, signature: bytes | None) -> int:
     """Insert the article, or store it as a new revision of ``item['revision_of']``."""
     t = schema.articles
@@ -45,7 +48,7 @@ def save_article(conn: Connection, item: dict, signature: bytes | None) -> int:
     }
     previous_id = item.get("revision_of")
     if previous_id is None:
-        return conn.execute(insert(t).values(revision=1, **values).returning(t.c.id)).scalar_one()
+        return conn.execute(_INSERT, dict(values, revision=1)).scalar_one()
     old = conn.execute(select(t).where(t.c.id == previous_id)).mappings().one()
     conn.execute(insert(schema.article_revisions).values(
         article_id=previous_id, revision=old["revision"], title=old["title"], text=old["text"],
