@@ -117,7 +117,9 @@ class _Field:
         if not wanted:
             return set()
         toks = self.tokens
-        keys = {a + " " + b for a, b in zip(toks, itertools.islice(toks, 1, None)) if a in wanted}
+        # all in C: the pairs whose first word is wanted, joined by a space
+        pairs = itertools.compress(zip(toks, itertools.islice(toks, 1, None)), map(wanted.__contains__, toks))
+        keys = set(map(" ".join, pairs))
         if self.compounds:
             starts = {}
             for start, end, joined in self.compounds:
@@ -450,7 +452,7 @@ def _simple_keys(term: Term | Meta) -> frozenset[str]:
 class _Compiled:
     """One compiled query (slotted: a Matcher holds ~100k of these)."""
 
-    __slots__ = ("qid", "name", "query", "clause", "others", "exact", "term_keys", "neg_keys", "seeds")
+    __slots__ = ("qid", "name", "query", "clause", "others", "exact", "term_keys", "neg_keys", "seeds", "direct")
 
     def __init__(self, qid, name, query, clause, others, exact, term_keys, neg_keys, seeds):
         self.qid = qid
@@ -463,24 +465,31 @@ class _Compiled:
         self.neg_keys = neg_keys  # exact queries: keys of negated terms
         # other queries: (id(term), required clauses, simple) of each word/phrase term
         self.seeds = seeds
+        self.direct = None  # the matched term, when the indexed clause is the whole answer
 
 
 class Matcher:
     """Many named queries compiled together; ``match(article)`` returns the matches.
 
-    The index is one flat dict ``_post`` from a key to the ids of the queries whose
+    The index is one flat dict ``_post`` from a key to the compiled queries whose
     indexed clause (the rarest-looking of its required clauses) holds it: the article's
-    keys are intersected with the index and the id lists merged by set operations that
-    run in C. A query so found is a candidate when its other required clauses also have
-    a key in the article (``frozenset.isdisjoint``, in C). A query whose answer is just
-    "its one term is there" is answered from ``_direct`` without any evaluation.
+    keys are intersected with the set ``_keys`` of its keys and the posting lists merged
+    by set operations that run in C (compiled queries hash by identity: no memory is
+    read to merge them). A query so found is a candidate when its other required
+    clauses also have a key in the article (``frozenset.isdisjoint``, in C). A query
+    whose answer is just "its one term is there" (one of ``_direct``) is answered
+    without any evaluation.
+
+    At 100k queries the index is far larger than the CPU caches and matching one
+    article is bound by memory reads more than by instructions: hence a set to probe
+    (it keeps each slot's hash next to the key) rather than the dict, and no id tables.
     """
 
     def __init__(self, queries: Mapping[str, str | Query] | None = None):
         self._by_name: dict[str, _Compiled] = {}
-        self._by_id: dict[int, _Compiled] = {}
-        self._post: dict[str, list[int]] = {}
-        self._direct: dict[int, tuple[str, str]] = {}  # qid -> (name, matched term)
+        self._post: dict[str, list[_Compiled]] = {}
+        self._keys: set[str] = set()  # the keys of _post
+        self._direct: set[_Compiled] = set()
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
         self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
@@ -529,16 +538,17 @@ class Matcher:
         )
         comp = _Compiled(qid, name, query, best, others, exact, term_keys, neg_keys, seeds)
         self._by_name[name] = comp
-        self._by_id[qid] = comp
         if exact and len(term_keys) == 1 and not neg_keys and not others:
-            self._direct[qid] = (name, term_keys[0][0])
+            comp.direct = term_keys[0][0]
+            self._direct.add(comp)
         post = self._post
         for key in best:
-            codes = post.get(key)
-            if codes is None:
-                post[key] = [qid]
+            comps = post.get(key)
+            if comps is None:
+                post[key] = [comp]
+                self._keys.add(key)
             else:
-                codes.append(qid)
+                comps.append(comp)
         for keys in self._keys_used(comp):
             for key in keys:  # so that articles compute these bigram/prefix keys
                 self._count_key(key, +1)
@@ -547,14 +557,14 @@ class Matcher:
     def remove(self, name: str) -> None:
         """Forget the query called ``name`` (KeyError if unknown)."""
         comp = self._by_name.pop(name)
-        del self._by_id[comp.qid]
-        self._direct.pop(comp.qid, None)
+        self._direct.discard(comp)
         post = self._post
         for key in comp.clause:
-            codes = post[key]
-            codes.remove(comp.qid)
-            if not codes:
+            comps = post[key]
+            comps.remove(comp)
+            if not comps:
                 del post[key]
+                self._keys.discard(key)
         for keys in self._keys_used(comp):
             for key in keys:
                 self._count_key(key, -1)
@@ -597,13 +607,11 @@ class Matcher:
             cache = self._prefix_cache
             if len(cache) > 200_000:
                 cache.clear()
-            get = cache.get
-            for word in words:
-                found = get(word)
-                if found is None:
-                    found = cache[word] = self._prefix_keys_of(word)
-                if found:
-                    keys.update(found)
+            if None in map(cache.get, words):
+                for word in words:
+                    if word not in cache:
+                        cache[word] = self._prefix_keys_of(word)
+            keys.update(itertools.chain.from_iterable(map(cache.__getitem__, words)))
         keys |= art.meta
         return keys
 
@@ -617,24 +625,25 @@ class Matcher:
         if present is None:
             present = self._present_keys(art)
         direct, others = self._candidates(present)
-        return direct | {comp.qid for comp in others}
+        return {comp.qid for comp in direct} | {comp.qid for comp in others}
 
-    def _candidates(self, present: set[str]) -> tuple[set[int], list[_Compiled]]:
-        """The ids of the direct-answer candidates, and the other candidates."""
-        post = self._post
-        hits = set().union(*map(post.__getitem__, present & post.keys()))
-        direct = hits & self._direct.keys()
-        hits -= direct
+    def _candidates(self, present: set[str]) -> tuple[list[_Compiled], list[_Compiled]]:
+        """The direct-answer candidates, and the other candidates."""
+        direct, others = [], []
         disjoint = present.isdisjoint
-        comps = map(self._by_id.__getitem__, hits)
-        return direct, [comp for comp in comps if not comp.others or not any(map(disjoint, comp.others))]
+        for comp in set().union(*map(self._post.__getitem__, present & self._keys)):
+            if comp.direct is not None:
+                direct.append(comp)
+            elif not comp.others or not any(map(disjoint, comp.others)):
+                others.append(comp)
+        return direct, others
 
     def match(self, article: Mapping) -> dict[str, list[str]]:
         """``{query name: [matched terms]}`` for the queries the article matches, by name."""
         art = ArticleIndex(article)
         present = self._present_keys(art)
         direct, others = self._candidates(present)
-        results = {name: [term] for name, term in map(self._direct.__getitem__, direct)}
+        results = {comp.name: [comp.direct] for comp in direct}
         disjoint = present.isdisjoint
         memo = art.memo
         for comp in others:
@@ -653,7 +662,7 @@ class Matcher:
                         memo[term_id] = True
             if evaluate(comp.query.root, art):
                 results[comp.name] = matched_terms(comp.query, art)
-        return dict(sorted(results.items()))
+        return {name: results[name] for name in sorted(results)}  # sorting str keys: the fast path
 
     def explain(self, name: str, article: Mapping) -> dict | None:
         """For query ``name``: None if the article does not match, else its matched
