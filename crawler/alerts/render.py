@@ -39,6 +39,8 @@ _TERMINAL_ESCAPES = re.compile(
     """,
     re.VERBOSE,
 )
+# Every sequence _TERMINAL_ESCAPES removes starts with one of these: text without any is clean.
+_UNSAFE_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _WHITESPACE = re.compile(r"\s+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~&])")
 
@@ -51,7 +53,9 @@ def sanitize_terminal(text: object, single_line: bool = False) -> str:
     """
     if text is None:
         return ""
-    cleaned = _TERMINAL_ESCAPES.sub("", str(text))
+    cleaned = str(text)
+    if _UNSAFE_CHAR.search(cleaned):
+        cleaned = _TERMINAL_ESCAPES.sub("", cleaned)
     if single_line:
         cleaned = _WHITESPACE.sub(" ", cleaned).strip()
     return cleaned
@@ -171,17 +175,32 @@ def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
     return merged
 
 
+@functools.lru_cache(maxsize=4096)
+def _term_search(term: str) -> re.Pattern | None:
+    """:func:`_term_pattern` without its leading look-behind, so the regex engine can
+    jump to the term's first characters; the caller checks the word boundary."""
+    pattern = _term_pattern(term)
+    return re.compile(pattern.pattern[len(_WORD_START):]) if pattern is not None else None
+
+
+_WORD_START = r"(?<!\w)"
+_WORD_CHAR = re.compile(r"\w")
+
+
 def _first_occurrence(text: str, terms: list[str]) -> int:
     """Where the earliest of ``terms`` starts in ``text`` (0 if none does)."""
     if not text or not terms:
         return 0
     folded, index = _folded(text)
-    first = None
-    for pattern in filter(None, map(_term_pattern, terms)):
+    first = len(folded)
+    for pattern in filter(None, map(_term_search, terms)):
         found = pattern.search(folded)
-        if found and found.end() > found.start() and (first is None or found.start() < first):
+        while found is not None and found.start() < first and (
+                found.end() == found.start() or found.start() and _WORD_CHAR.match(folded, found.start() - 1)):
+            found = pattern.search(folded, found.start() + 1)
+        if found is not None and found.start() < first:
             first = found.start()
-    if first is None:
+    if first == len(folded):
         return 0
     return index[first] if index else first
 
