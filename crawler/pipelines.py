@@ -31,7 +31,7 @@ from crawler.dedupe.stories import StoryIndex
 from crawler.dedupe.urls import canonicalize_url
 from crawler.exceptions import ConfigError, NotAnArticle, QueryError
 from crawler.extract import extract_article
-from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, save_template
+from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, page_lines, save_template
 from crawler.store import open_store
 from crawler.store.schema import alerts, stories
 
@@ -108,9 +108,13 @@ class ExtractPipeline:
         return site, template
 
     def _learn(self, site: str, template: SiteTemplate | None, article: dict) -> None:
+        lines = article.pop("template_lines", None)
         if template is None:
             return
-        learn_from_page(template, article)
+        if lines is None:
+            learn_from_page(template, article)
+        else:
+            template.learn_lines(lines)
         if template.new_pages >= self.save_every:
             with self.store.begin() as conn:
                 save_template(conn, site, template)
@@ -162,7 +166,11 @@ def _extract(html: bytes, url: str, encoding: str | None, template: SiteTemplate
     """Runs in a worker process: the page bytes and the HTTP charset go to the extractor,
     which weighs them against the page's own declarations."""
     article = extract_article(html, url, template=template, encoding=encoding)
-    article["content_hash"] = content_hash(article["text"])  # for DedupePipeline, computed here off the reactor
+    # Computed here, off the reactor thread: the body hash for DedupePipeline, the lines
+    # the site's template learns from for ExtractPipeline._learn.
+    article["content_hash"] = content_hash(article["text"])
+    if template is not None:
+        article["template_lines"] = page_lines(article)
     return article
 
 

@@ -52,6 +52,22 @@ def fingerprint(text: str) -> int | None:
     return xxhash.xxh64_intdigest(key.encode("utf-8")) - (1 << 63)
 
 
+def line_fingerprints(blocks) -> list[tuple[int, str]]:
+    """(fingerprint, sample) of each distinct short line among ``blocks``: what a template
+    learns from a page (computed where the page is extracted, learned where templates live)."""
+    seen: set[int] = set()
+    lines = []
+    for block in blocks:
+        if not block or len(block) > MAX_LINE_CHARS:
+            continue
+        fp = fingerprint(block)
+        if fp is None or fp in seen:
+            continue
+        seen.add(fp)
+        lines.append((fp, block[:200]))
+    return lines
+
+
 @dataclass
 class SiteTemplate:
     """Per-site line counts (picklable; no database handle inside)."""
@@ -65,17 +81,14 @@ class SiteTemplate:
 
     def learn(self, blocks) -> None:
         """Count one page's paragraphs (or text blocks)."""
-        seen: set[int] = set()
-        for block in blocks:
-            if not block or len(block) > MAX_LINE_CHARS:
-                continue
-            fp = fingerprint(block)
-            if fp is None or fp in seen:
-                continue
-            seen.add(fp)
+        self.learn_lines(line_fingerprints(blocks))
+
+    def learn_lines(self, lines: list[tuple[int, str]]) -> None:
+        """Count one page's lines, given as :func:`line_fingerprints` made them."""
+        for fp, sample in lines:
             self.counts[fp] = self.counts.get(fp, 0) + 1
             self.new_counts[fp] = self.new_counts.get(fp, 0) + 1
-            self.samples.setdefault(fp, block[:200])
+            self.samples.setdefault(fp, sample)
         self.pages += 1
         self.new_pages += 1
         if len(self.counts) > MAX_ENTRIES:
@@ -122,10 +135,15 @@ def learn_from_page(template: SiteTemplate, article: dict) -> SiteTemplate:
     Both the paragraphs kept and the ones removed as boilerplate are counted, so a
     learned line keeps its count while it is being removed.
     """
+    template.learn_lines(page_lines(article))
+    return template
+
+
+def page_lines(article: dict) -> list[tuple[int, str]]:
+    """The lines of an extracted page a template learns: paragraphs kept and removed."""
     blocks = list(article.get("paragraphs") or (article.get("text") or "").split("\n\n"))
     blocks += article.get("boilerplate_removed") or []
-    template.learn(blocks)
-    return template
+    return line_fingerprints(blocks)
 
 
 def load_template(conn, site: str) -> SiteTemplate:
