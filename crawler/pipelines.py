@@ -167,10 +167,13 @@ def _extract(html: bytes, url: str, encoding: str | None, template: SiteTemplate
     which weighs them against the page's own declarations."""
     article = extract_article(html, url, template=template, encoding=encoding)
     # Computed here, off the reactor thread: the body hash for DedupePipeline, the lines
-    # the site's template learns from for ExtractPipeline._learn.
+    # the site's template learns from for ExtractPipeline._learn (the paragraph lists
+    # served only that, so they are not sent back).
     article["content_hash"] = content_hash(article["text"])
     if template is not None:
         article["template_lines"] = page_lines(article)
+    article.pop("paragraphs", None)
+    article.pop("boilerplate_removed", None)
     return article
 
 
