@@ -139,8 +139,8 @@ def test_removing_and_replacing_queries():
         assert matcher.match(article) == one_by_one(kept, article)
     for name in list(kept):
         matcher.remove(name)
-    assert not matcher._post and not matcher._keys and not matcher._direct
-    assert not matcher._prefix_lengths and not matcher._bigram_firsts
+    assert not matcher._post and not matcher._pairs and not matcher._direct
+    assert not matcher._prefix_lengths and not matcher._bigram_firsts and not matcher._bigram_seconds
 
 
 def test_results_are_sorted_by_name_and_terms_follow_the_query():

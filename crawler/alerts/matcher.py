@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import operator
 from collections import Counter
 from collections.abc import Mapping, Set
 from urllib.parse import urlsplit
@@ -111,15 +112,19 @@ class _Field:
             yield self.tokens[position], position
             yield from self._comp_at.get(position, ())
 
-    def bigrams(self, firsts: Set[str]) -> set[str]:
-        """``"a b"`` keys for adjacent words (plain or compound) whose first word is in ``firsts``."""
+    def bigrams(self, firsts: Set[str], seconds: Set[str]) -> set[str]:
+        """``"a b"`` keys for adjacent words (plain or compound) whose first word is in
+        ``firsts``; of the plain pairs, only those whose second word is in ``seconds``."""
         wanted = self.words & firsts
         if not wanted:
             return set()
         toks = self.tokens
-        # all in C: the pairs whose first word is wanted, joined by a space
-        pairs = itertools.compress(zip(toks, itertools.islice(toks, 1, None)), map(wanted.__contains__, toks))
-        keys = set(map(" ".join, pairs))
+        after = self.words & seconds
+        keys = set()
+        # the positions of wanted words found in C (one call per word), the rest in Python
+        for i in itertools.compress(range(len(toks) - 1), map(wanted.__contains__, toks)):
+            if toks[i + 1] in after:
+                keys.add(toks[i] + " " + toks[i + 1])
         if self.compounds:
             starts = {}
             for start, end, joined in self.compounds:
@@ -333,6 +338,10 @@ def find_spans(query: str | Query, text: str, field: str = "text") -> list[tuple
 # --- many queries at once ---------------------------------------------------------------
 
 
+def _is_pair(key: str) -> bool:
+    return " " in key and ":" not in key
+
+
 def _key_score(key: str) -> float:
     """A guess at how rare a key is (higher: rarer) to choose which clauses to index."""
     if ":" in key:
@@ -402,6 +411,13 @@ def required_clauses(node: Node) -> list[frozenset[str]] | None:
     return [frozenset().union(*(max(part, key=_clause_score) for part in parts))]
 
 
+def _spelling_keys(term: Term) -> tuple[frozenset[str], ...]:
+    """For a term with several alternatives, the keys each of them needs (else ())."""
+    if len(term.alternatives) < 2:
+        return ()
+    return tuple(frozenset(_alternative_keys(alt, term.prefix)) for alt in term.alternatives)
+
+
 def _is_simple(node: Node) -> bool:
     """A term whose presence is exactly "a key of its one clause is present"."""
     if isinstance(node, Meta):
@@ -463,7 +479,9 @@ class _Compiled:
         self.exact = exact
         self.term_keys = term_keys  # exact queries: (display, keys) of positive terms
         self.neg_keys = neg_keys  # exact queries: keys of negated terms
-        # other queries: (id(term), required clauses, simple) of each word/phrase term
+        # other queries: (id(term), required clauses, simple, alternatives' keys) of each
+        # word/phrase term; a term with several spellings ("nano-satellite" is "nano
+        # satellite" or "nanosatellite") needs all the keys of one of them
         self.seeds = seeds
         self.direct = None  # the matched term, when the indexed clause is the whole answer
 
@@ -471,29 +489,34 @@ class _Compiled:
 class Matcher:
     """Many named queries compiled together; ``match(article)`` returns the matches.
 
-    The index is one flat dict ``_post`` from a key to the compiled queries whose
-    indexed clause (the rarest-looking of its required clauses) holds it: the article's
-    keys are intersected with the set ``_keys`` of its keys and the posting lists merged
-    by set operations that run in C (compiled queries hash by identity: no memory is
-    read to merge them). A query so found is a candidate when its other required
+    The index maps a key to the compiled queries whose indexed clause (the
+    rarest-looking of its required clauses) holds it, in two dicts: ``_pairs`` for the
+    ``"a b"`` keys of phrases, ``_post`` for the others (words, ``prefix*``, ``site:``…).
+    The article's keys are intersected with them and the posting lists merged by set
+    operations that run in C. A query so found is a candidate when its other required
     clauses also have a key in the article (``frozenset.isdisjoint``, in C). A query
     whose answer is just "its one term is there" (one of ``_direct``) is answered
     without any evaluation.
 
-    At 100k queries the index is far larger than the CPU caches and matching one
-    article is bound by memory reads more than by instructions: hence a set to probe
-    (it keeps each slot's hash next to the key) rather than the dict, and no id tables.
+    At 100k queries the index is far larger than the CPU caches, and matching one
+    article is bound by memory reads more than by instructions. Hence the split: the
+    article's few hundred distinct words are looked up in ``_post``, which stays small
+    (the long tail of what people follow is phrases), and only the adjacent words that
+    can form a key (first word in ``_bigram_firsts``, second in ``_bigram_seconds``) in
+    ``_pairs``. Hence also posting lists of the compiled queries themselves, which hash
+    by identity: merging them reads no memory, and there is no id table to look up.
     """
 
     def __init__(self, queries: Mapping[str, str | Query] | None = None):
         self._by_name: dict[str, _Compiled] = {}
         self._post: dict[str, list[_Compiled]] = {}
-        self._keys: set[str] = set()  # the keys of _post
+        self._pairs: dict[str, list[_Compiled]] = {}
         self._direct: set[_Compiled] = set()
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
         self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
         self._bigram_firsts: Counter[str] = Counter()  # first words of "a b" keys in use
+        self._bigram_seconds: Counter[str] = Counter()  # and their second words
         self._next_id = 0
         for name, query in (queries or {}).items():
             self.add(name, query)
@@ -509,7 +532,7 @@ class Matcher:
 
     def index_size(self) -> int:
         """How many distinct keys the index holds."""
-        return len(self._post)
+        return len(self._post) + len(self._pairs)
 
     def add(self, name: str, query: str | Query) -> Query:
         """Add (or replace) the query called ``name``; raise QueryError if it does not parse."""
@@ -534,19 +557,18 @@ class Matcher:
         qid = self._next_id
         self._next_id += 1
         seeds = () if exact else tuple(
-            (id(t), tuple(required_clauses(t)), _is_simple(t)) for t in _all_terms(query.root)
+            (id(t), tuple(required_clauses(t)), _is_simple(t), _spelling_keys(t)) for t in _all_terms(query.root)
         )
         comp = _Compiled(qid, name, query, best, others, exact, term_keys, neg_keys, seeds)
         self._by_name[name] = comp
         if exact and len(term_keys) == 1 and not neg_keys and not others:
             comp.direct = term_keys[0][0]
             self._direct.add(comp)
-        post = self._post
         for key in best:
+            post = self._pairs if _is_pair(key) else self._post
             comps = post.get(key)
             if comps is None:
                 post[key] = [comp]
-                self._keys.add(key)
             else:
                 comps.append(comp)
         for keys in self._keys_used(comp):
@@ -558,13 +580,12 @@ class Matcher:
         """Forget the query called ``name`` (KeyError if unknown)."""
         comp = self._by_name.pop(name)
         self._direct.discard(comp)
-        post = self._post
         for key in comp.clause:
+            post = self._pairs if _is_pair(key) else self._post
             comps = post[key]
             comps.remove(comp)
             if not comps:
                 del post[key]
-                self._keys.discard(key)
         for keys in self._keys_used(comp):
             for key in keys:
                 self._count_key(key, -1)
@@ -575,17 +596,19 @@ class Matcher:
         yield comp.clause
         yield from comp.others
         yield from comp.neg_keys
-        for _, clauses, _ in comp.seeds:
+        for _, clauses, _, spellings in comp.seeds:
             yield from clauses
+            yield from spellings
 
     def _count_key(self, key: str, delta: int):
         if ":" in key:
             return
         if " " in key:
-            first = key.split(" ", 1)[0]
-            self._bigram_firsts[first] += delta
-            if self._bigram_firsts[first] <= 0:
-                del self._bigram_firsts[first]
+            first, second = key.split(" ", 1)
+            for counts, word in ((self._bigram_firsts, first), (self._bigram_seconds, second)):
+                counts[word] += delta
+                if counts[word] <= 0:
+                    del counts[word]
         elif key.endswith("*"):
             prefix = key[:-1]
             self._prefix_lengths[len(prefix)] += delta
@@ -596,42 +619,52 @@ class Matcher:
                 del self._prefixes[prefix]
             self._prefix_cache.clear()
 
-    def _present_keys(self, art: ArticleIndex) -> set[str]:
+    def _present_keys(self, art: ArticleIndex) -> tuple[set[str], set[str]]:
+        """The article's keys, and apart the ``"a b"`` pairs among them."""
         words = art.title.words | art.text.words
-        keys = set(words)
+        keys = words | art.meta
+        pairs = set()
         if self._bigram_firsts:
-            firsts = self._bigram_firsts.keys()
-            keys |= art.title.bigrams(firsts)
-            keys |= art.text.bigrams(firsts)
+            firsts, seconds = self._bigram_firsts.keys(), self._bigram_seconds.keys()
+            pairs = art.title.bigrams(firsts, seconds) | art.text.bigrams(firsts, seconds)
+            keys |= pairs
         if self._prefixes:
-            cache = self._prefix_cache
-            if len(cache) > 200_000:
-                cache.clear()
-            if None in map(cache.get, words):
-                for word in words:
-                    if word not in cache:
-                        cache[word] = self._prefix_keys_of(word)
-            keys.update(itertools.chain.from_iterable(map(cache.__getitem__, words)))
-        keys |= art.meta
-        return keys
+            keys.update(self._prefix_keys(words))
+        return keys, pairs
+
+    def _prefix_keys(self, words: Set[str]) -> list[str]:
+        """The indexed ``prefix*`` keys that ``words`` start with."""
+        cache = self._prefix_cache
+        if len(cache) > 200_000:
+            cache.clear()
+        found = list(map(cache.get, words))
+        if None in found:
+            for word in words:
+                if word not in cache:
+                    cache[word] = self._prefix_keys_of(word)
+            found = map(cache.__getitem__, words)
+        return list(itertools.chain.from_iterable(found))
 
     def _prefix_keys_of(self, word: str) -> tuple[str, ...]:
         """The indexed ``prefix*`` keys that ``word`` starts with."""
         prefixes = self._prefixes
         return tuple(word[:n] + "*" for n in self._prefix_lengths if n <= len(word) and word[:n] in prefixes)
 
-    def candidates(self, art: ArticleIndex, present: set[str] | None = None) -> set[int]:
-        """Ids of the queries whose required clauses all have a key in the article."""
-        if present is None:
-            present = self._present_keys(art)
-        direct, others = self._candidates(present)
+    def candidates(self, art: ArticleIndex, keys: tuple[set[str], set[str]] | None = None) -> set[int]:
+        """Ids of the queries whose required clauses all have a key in the article
+        (``keys``: what ``_present_keys`` gives, if known)."""
+        direct, others = self._candidates(*(keys or self._present_keys(art)))
         return {comp.qid for comp in direct} | {comp.qid for comp in others}
 
-    def _candidates(self, present: set[str]) -> tuple[list[_Compiled], list[_Compiled]]:
+    def _candidates(self, present: set[str], pairs: set[str]) -> tuple[list[_Compiled], list[_Compiled]]:
         """The direct-answer candidates, and the other candidates."""
         direct, others = [], []
         disjoint = present.isdisjoint
-        for comp in set().union(*map(self._post.__getitem__, present & self._keys)):
+        hits = set().union(
+            *map(self._post.__getitem__, present & self._post.keys()),
+            *map(self._pairs.__getitem__, pairs & self._pairs.keys()),
+        )
+        for comp in hits:
             if comp.direct is not None:
                 direct.append(comp)
             elif not comp.others or not any(map(disjoint, comp.others)):
@@ -641,8 +674,8 @@ class Matcher:
     def match(self, article: Mapping) -> dict[str, list[str]]:
         """``{query name: [matched terms]}`` for the queries the article matches, by name."""
         art = ArticleIndex(article)
-        present = self._present_keys(art)
-        direct, others = self._candidates(present)
+        present, pairs = self._present_keys(art)
+        direct, others = self._candidates(present, pairs)
         results = {comp.name: [comp.direct] for comp in direct}
         disjoint = present.isdisjoint
         memo = art.memo
@@ -653,10 +686,11 @@ class Matcher:
                     results[comp.name] = list(dict.fromkeys(terms))
                 continue
             # what the article's keys already tell about the query's terms: absent when
-            # a required clause has no key, present when the keys say everything
-            for term_id, clauses, simple in comp.seeds:
+            # a required clause has no key or no spelling has all its keys, present when
+            # the keys say everything
+            for term_id, clauses, simple, spellings in comp.seeds:
                 if term_id not in memo:
-                    if any(map(disjoint, clauses)):
+                    if any(map(disjoint, clauses)) or spellings and not any(map(present.issuperset, spellings)):
                         memo[term_id] = False
                     elif simple:
                         memo[term_id] = True
