@@ -31,6 +31,7 @@ from crawler.dedupe.stories import StoryIndex
 from crawler.dedupe.urls import canonicalize_url
 from crawler.exceptions import ConfigError, NotAnArticle, QueryError
 from crawler.extract import extract_article
+from crawler.extract.workers import extraction_pool
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, page_lines, save_template
 from crawler.store import open_store
 from crawler.store.schema import alerts, stories
@@ -65,7 +66,8 @@ def site_of(url: str) -> str:
 class ExtractPipeline:
     """Turns the fetched page into a clean article, off the reactor thread.
 
-    ``EXTRACT_WORKERS`` worker processes (default: one per core; 0 runs inline)."""
+    ``EXTRACT_WORKERS`` worker processes (default 2; 0 runs inline), shared by every
+    crawl of the process (:mod:`crawler.extract.workers`)."""
 
     def __init__(self, crawler, store, workers: int, learn_templates: bool = True, save_every: int = 20):
         self.crawler = crawler
@@ -88,12 +90,10 @@ class ExtractPipeline:
 
     def open_spider(self, spider=None):
         if self.workers > 0:
-            self.pool = ProcessPoolExecutor(max_workers=self.workers)
+            self.pool = extraction_pool(self.workers)
 
     def close(self, spider=None):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        self.pool = None  # the workers stay for the process's next crawl
         self._save_templates()
 
     def _template(self, url: str) -> tuple[str, SiteTemplate | None]:

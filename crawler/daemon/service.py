@@ -127,9 +127,6 @@ class Daemon:
         self.schedules: Schedules = load_schedules(self.schedules_dir)
         overrides = dict(overrides or {})
         overrides.setdefault("TELNETCONSOLE_ENABLED", False)
-        # Worker processes forked from a threaded daemon, per crawl, cost more than they save
-        # for a few new articles a run; `-s EXTRACT_WORKERS=2` turns them back on.
-        overrides.setdefault("EXTRACT_WORKERS", 0)
         self.settings = build_settings(db, overrides=overrides)
         self.store = open_store(self.settings.get("NEWSWATCH_DB"))
         self.lock = SchedulerLock(self.store, lease=setting(self.settings, "DAEMON_LOCK_TIMEOUT"))
