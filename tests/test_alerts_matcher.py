@@ -139,7 +139,7 @@ def test_removing_and_replacing_queries():
         assert matcher.match(article) == one_by_one(kept, article)
     for name in list(kept):
         matcher.remove(name)
-    assert not matcher._post and not matcher._pairs and not matcher._direct
+    assert not matcher._post and not matcher._pairs and not matcher._answers and not matcher._pair_answers
     assert not matcher._prefix_lengths and not matcher._bigram_firsts and not matcher._bigram_seconds
 
 

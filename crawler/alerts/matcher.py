@@ -495,8 +495,9 @@ class Matcher:
     The article's keys are intersected with them and the posting lists merged by set
     operations that run in C. A query so found is a candidate when its other required
     clauses also have a key in the article (``frozenset.isdisjoint``, in C). A query
-    whose answer is just "its one term is there" (one of ``_direct``) is answered
-    without any evaluation.
+    whose answer is just "its one term is there" is not in a posting list: its name
+    and term are in the key's dict in ``_answers`` (``_pair_answers``), merged into the
+    results without any evaluation, or even a look at the compiled query.
 
     At 100k queries the index is far larger than the CPU caches, and matching one
     article is bound by memory reads more than by instructions. Hence the split: the
@@ -511,7 +512,8 @@ class Matcher:
         self._by_name: dict[str, _Compiled] = {}
         self._post: dict[str, list[_Compiled]] = {}
         self._pairs: dict[str, list[_Compiled]] = {}
-        self._direct: set[_Compiled] = set()
+        self._answers: dict[str, dict[str, str]] = {}  # key -> {query name: matched term}
+        self._pair_answers: dict[str, dict[str, str]] = {}
         self._prefix_lengths: Counter[int] = Counter()
         self._prefixes: Counter[str] = Counter()
         self._prefix_cache: dict[str, tuple[str, ...]] = {}  # word -> prefix keys it has
@@ -532,7 +534,7 @@ class Matcher:
 
     def index_size(self) -> int:
         """How many distinct keys the index holds."""
-        return len(self._post) + len(self._pairs)
+        return len(self._post.keys() | self._answers.keys()) + len(self._pairs.keys() | self._pair_answers.keys())
 
     def add(self, name: str, query: str | Query) -> Query:
         """Add (or replace) the query called ``name``; raise QueryError if it does not parse."""
@@ -563,14 +565,13 @@ class Matcher:
         self._by_name[name] = comp
         if exact and len(term_keys) == 1 and not neg_keys and not others:
             comp.direct = term_keys[0][0]
-            self._direct.add(comp)
         for key in best:
-            post = self._pairs if _is_pair(key) else self._post
-            comps = post.get(key)
-            if comps is None:
-                post[key] = [comp]
+            if comp.direct is not None:
+                answers = self._pair_answers if _is_pair(key) else self._answers
+                answers.setdefault(key, {})[name] = comp.direct
             else:
-                comps.append(comp)
+                post = self._pairs if _is_pair(key) else self._post
+                post.setdefault(key, []).append(comp)
         for keys in self._keys_used(comp):
             for key in keys:  # so that articles compute these bigram/prefix keys
                 self._count_key(key, +1)
@@ -579,13 +580,15 @@ class Matcher:
     def remove(self, name: str) -> None:
         """Forget the query called ``name`` (KeyError if unknown)."""
         comp = self._by_name.pop(name)
-        self._direct.discard(comp)
         for key in comp.clause:
-            post = self._pairs if _is_pair(key) else self._post
-            comps = post[key]
-            comps.remove(comp)
-            if not comps:
-                del post[key]
+            if comp.direct is not None:
+                table = self._pair_answers if _is_pair(key) else self._answers
+                del table[key][name]
+            else:
+                table = self._pairs if _is_pair(key) else self._post
+                table[key].remove(comp)
+            if not table[key]:
+                del table[key]
         for keys in self._keys_used(comp):
             for key in keys:
                 self._count_key(key, -1)
@@ -653,30 +656,30 @@ class Matcher:
     def candidates(self, art: ArticleIndex, keys: tuple[set[str], set[str]] | None = None) -> set[int]:
         """Ids of the queries whose required clauses all have a key in the article
         (``keys``: what ``_present_keys`` gives, if known)."""
-        direct, others = self._candidates(*(keys or self._present_keys(art)))
-        return {comp.qid for comp in direct} | {comp.qid for comp in others}
+        answers, others = self._candidates(*(keys or self._present_keys(art)))
+        return {self._by_name[name].qid for name in answers} | {comp.qid for comp in others}
 
-    def _candidates(self, present: set[str], pairs: set[str]) -> tuple[list[_Compiled], list[_Compiled]]:
-        """The direct-answer candidates, and the other candidates."""
-        direct, others = [], []
-        disjoint = present.isdisjoint
+    def _candidates(self, present: set[str], pairs: set[str]) -> tuple[dict[str, str], list[_Compiled]]:
+        """The direct answers (query name -> matched term), and the other candidates."""
+        answers: dict[str, str] = {}
+        for found in itertools.chain(
+            map(self._answers.__getitem__, present & self._answers.keys()),
+            map(self._pair_answers.__getitem__, pairs & self._pair_answers.keys()),
+        ):
+            answers.update(found)
         hits = set().union(
             *map(self._post.__getitem__, present & self._post.keys()),
             *map(self._pairs.__getitem__, pairs & self._pairs.keys()),
         )
-        for comp in hits:
-            if comp.direct is not None:
-                direct.append(comp)
-            elif not comp.others or not any(map(disjoint, comp.others)):
-                others.append(comp)
-        return direct, others
+        disjoint = present.isdisjoint
+        return answers, [comp for comp in hits if not comp.others or not any(map(disjoint, comp.others))]
 
     def match(self, article: Mapping) -> dict[str, list[str]]:
         """``{query name: [matched terms]}`` for the queries the article matches, by name."""
         art = ArticleIndex(article)
         present, pairs = self._present_keys(art)
-        direct, others = self._candidates(present, pairs)
-        results = {comp.name: [comp.direct] for comp in direct}
+        answers, others = self._candidates(present, pairs)
+        results = {name: [term] for name, term in answers.items()}
         disjoint = present.isdisjoint
         memo = art.memo
         for comp in others:
