@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from crawler.dedupe.fingerprints import content_hash
-from crawler.dedupe.stories import StoryIndex, story_info
+from crawler.dedupe.stories import _LOCK_KEY, StoryIndex, story_info
 from crawler.dedupe.urls import canonicalize_url
 from crawler.store.articles import save_article
 from crawler.store.repository import Store
@@ -254,3 +254,21 @@ def test_cached_candidate_fingerprints_follow_a_revised_text(store):
     with store.begin() as conn:
         decision = index.decide(conn, item)
     assert decision.is_new_story and decision.evidence is None
+
+
+def test_postgresql_decision_starts_the_callers_transaction_and_holds_the_lock(store):
+    """decide sends the transaction's BEGIN with the lock and look-up (one message): the
+    lock lasts until the caller's transaction ends, at the connection's isolation level."""
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL: advisory lock and psycopg's transaction handling")
+    add(store, StoryIndex(), "seed")
+    item = dict(ARTICLES["repost"], canonical_url=canonicalize_url(ARTICLES["repost"]["url"]))
+    lock = text("SELECT pg_try_advisory_xact_lock(%d)" % _LOCK_KEY)
+    for engine in (store.engine, store.engine.execution_options(isolation_level="REPEATABLE READ")):
+        with engine.begin() as conn, store.engine.connect() as other:
+            assert StoryIndex().decide(conn, item).evidence == "body"
+            assert other.execute(lock).scalar() is False
+            level = conn.execute(text("SELECT current_setting('transaction_isolation')")).scalar()
+            assert level == ("repeatable read" if engine is not store.engine else "read committed")
+        with store.engine.connect() as other:
+            assert other.execute(lock).scalar() is True

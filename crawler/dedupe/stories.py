@@ -47,9 +47,11 @@ and before the index is read, and held until the caller's transaction ends.
 
 Cost of a decision (``bench/dedupe.py --scale``): fingerprinting the new text (~0.3-0.5 ms
 for a 1,600-character article: normalisation by a code-point table, vectorised word and
-shingle hashing, a 128 x n MinHash product), one bucket look-up of ~36 keys (sent with
-the lock in one message on PostgreSQL), and verification of the few candidates. At 1M
-articles the look-up dominates: each key lands on a random leaf page of a ~1 GB index,
+shingle hashing, a 128 x n MinHash product), one bucket look-up of ~36 keys, and
+verification of the few candidates. On PostgreSQL that is one round trip when no key is
+shared (the transaction's BEGIN, the lock and the look-up in one message), two
+otherwise (the candidates, without the text of those whose fingerprints are cached). At
+1M articles each key lands on a random leaf page of a ~1 GB index (an index-only scan),
 so the wall time depends on whether those pages are in memory (PostgreSQL's
 shared_buffers or the OS page cache; SQLite's ``mmap_size`` / ``cache_size``).
 
@@ -193,11 +195,11 @@ class StoryIndex:
         self.max_candidates = max_candidates
         self.max_bucket_rows = max_bucket_rows
         # Fingerprints of recently verified candidates: a story's stored copies are the
-        # candidates of each new copy of it. Keyed by everything they are computed from
-        # (the content hash stands for the text), so a revised article is recomputed;
-        # bounded (a few KB per entry).
+        # candidates of each new copy of it. By article id, with everything they are
+        # computed from (the content hash stands for the text), so a revised article is
+        # recomputed; bounded (a few KB per entry).
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple, _Doc] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[tuple, _Doc]] = OrderedDict()  # article id -> (key, doc)
 
     @classmethod
     def from_settings(cls, settings) -> "StoryIndex":
@@ -266,67 +268,82 @@ class StoryIndex:
     def _lock(conn: Connection) -> None:
         """Serialise decisions across processes until the caller's transaction ends."""
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%d)" % _LOCK_KEY)
+            _pg_query(conn, "SELECT pg_advisory_xact_lock(%d)" % _LOCK_KEY, ())
         elif conn.dialect.name == "sqlite":
             # Any write statement takes SQLite's write lock (waiting up to busy_timeout).
             conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
 
-    def _candidate_doc(self, article_id, title, text, canonical_url, source_url, chash) -> _Doc:
-        key = (article_id, chash, len(text), title, canonical_url, source_url)
-        doc = self._cache.get(key)
-        if doc is not None:
-            self._cache.move_to_end(key)
-            return doc
+    def _candidate_doc(self, article_id, title, text, length, canonical_url, source_url, chash) -> _Doc | None:
+        """The candidate's fingerprints: cached, or computed from ``text`` (None when its
+        text was not fetched and the cached entry is for another version of the article)."""
+        key = (chash, length, title, canonical_url, source_url)
+        cached = self._cache.get(article_id)
+        if cached is not None and cached[0] == key:
+            self._cache.move_to_end(article_id)
+            return cached[1]
+        if text is None:
+            return None
         doc, _ = self._doc({"title": title, "text": text, "canonical_url": canonical_url,
                             "source_url": source_url})
         if self.cache_size > 0:
-            self._cache[key] = doc
+            self._cache[article_id] = (key, doc)
+            self._cache.move_to_end(article_id)
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return doc
 
-    def _candidates(self, conn: Connection, keys: dict[int, str], doc: _Doc) -> list[tuple]:
+    def _candidates(self, conn: Connection, keys: dict[int, str], doc: _Doc) -> list[tuple[tuple, _Doc]]:
         """Take the decision lock, then fetch the stored articles sharing the most keys:
         at most ``max_bucket_rows`` bucket rows, ranked by weighted key hits (ties by id),
-        the first ``max_candidates`` with what verification needs.
+        the first ``max_candidates`` with their fingerprints.
 
-        Plain DB-API cursors: these statements run for every article, and SQLAlchemy's
-        statement handling would cost more than SQLite's work. On PostgreSQL the lock and
-        the bucket look-up travel in one message (two statements: the look-up's snapshot
-        is taken after the lock is granted); the keys are integers made here, written into
-        the SQL as literals.
+        The keys and ids are integers made here, written into the SQL as literals. On
+        PostgreSQL the lock and the bucket look-up travel in one message (two statements:
+        the look-up's snapshot is taken after the lock is granted), with the transaction's
+        BEGIN when it has not started yet (see :func:`_pg_query`), and a candidate whose
+        fingerprints are cached is fetched without its text.
         """
-        cursor = conn.connection.cursor()
-        try:
-            postgres = conn.dialect.name == "postgresql"
-            if not keys:
-                self._lock(conn)
-                return []
+        postgres = conn.dialect.name == "postgresql"
+        if not keys:
+            self._lock(conn)
+            return []
+        if postgres:
+            rows = _pg_query(conn, "SELECT pg_advisory_xact_lock(%d); SELECT band, article_id FROM story_bands "
+                                   "WHERE band = ANY('{%s}'::bigint[]) LIMIT %d"
+                             % (_LOCK_KEY, ",".join(map(str, keys)), self.max_bucket_rows), (int, int))
+        else:
+            self._lock(conn)
+            rows = conn.connection.execute("SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
+                                           % (", ".join("?" * len(keys)), self.max_bucket_rows),
+                                           tuple(keys)).fetchall()
+        if len(rows) >= self.max_bucket_rows:
+            logger.warning("story index: candidate buckets overflow (%d rows) for %s",
+                           len(rows), doc.canonical_url)
+        hits: dict[int, int] = {}
+        for band, article_id in rows:
+            hits[article_id] = hits.get(article_id, 0) + _WEIGHTS[keys[band]]
+        ranked = sorted(hits, key=lambda aid: (-hits[aid], aid))[: self.max_candidates]
+        if not ranked:
+            return []
+
+        def fetch(ids: list[int], skip_text: list[int]) -> list[tuple]:
+            sql = ("SELECT id, title, %s, length(text), canonical_url, source_url, story_id, content_hash "
+                   "FROM articles WHERE id IN (%s)")
             if postgres:
-                cursor.execute("SELECT pg_advisory_xact_lock(%d); "
-                               "SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
-                               % (_LOCK_KEY, ", ".join(map(str, keys)), self.max_bucket_rows))
-                cursor.nextset()
-            else:
-                self._lock(conn)
-                cursor.execute("SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
-                               % (", ".join("?" * len(keys)), self.max_bucket_rows), tuple(keys))
-            rows = cursor.fetchall()
-            if len(rows) >= self.max_bucket_rows:
-                logger.warning("story index: candidate buckets overflow (%d rows) for %s",
-                               len(rows), doc.canonical_url)
-            hits: dict[int, int] = {}
-            for band, article_id in rows:
-                hits[article_id] = hits.get(article_id, 0) + _WEIGHTS[keys[band]]
-            ranked = sorted(hits, key=lambda aid: (-hits[aid], aid))[: self.max_candidates]
-            if not ranked:
-                return []
-            cursor.execute("SELECT id, title, text, canonical_url, source_url, story_id, content_hash FROM articles "
-                           "WHERE id IN (%s)" % ", ".join(["%s" if postgres else "?"] * len(ranked)),
-                           tuple(ranked))
-            return cursor.fetchall()
-        finally:
-            cursor.close()
+                text = "CASE WHEN id IN (%s) THEN NULL ELSE text END" % ", ".join(map(str, skip_text)) \
+                    if skip_text else "text"
+                return _pg_query(conn, sql % (text, ", ".join(map(str, ids))), (int, str, str, int, str, str, str, int))
+            # SQLite: in this process, the text costs nothing to send; "?" lets it reuse the statement
+            return conn.connection.execute(sql % ("text", ", ".join("?" * len(ids))), ids).fetchall()
+
+        out = []
+        for row in fetch(ranked, [aid for aid in ranked if aid in self._cache]):
+            other = self._candidate_doc(*row[:6], row[7])
+            if other is None:  # revised since its fingerprints were cached
+                row = fetch([row[0]], [])[0]
+                other = self._candidate_doc(*row[:6], row[7])
+            out.append((row, other))
+        return out
 
     # -- public API ------------------------------------------------------------------
 
@@ -339,9 +356,8 @@ class StoryIndex:
 
         matches: list[tuple[str, float, int, str]] = []  # (evidence, score, id, story)
         revision_of = None
-        for article_id, title, text, canonical_url, source_url, story_id, chash_other in \
-                self._candidates(conn, keys, doc):
-            other = self._candidate_doc(article_id, title, text, canonical_url, source_url, chash_other)
+        for row, other in self._candidates(conn, keys, doc):
+            article_id, story_id = row[0], row[6]
             evidence, score = self._same_story(doc, other)
             if evidence == "revision":
                 revision_of = article_id
@@ -430,6 +446,35 @@ class StoryIndex:
                 break
             story_id = target
         return story_id
+
+
+def _pg_query(conn: Connection, sql: str, types: tuple) -> list[tuple]:
+    """Rows of the last statement of ``sql`` (values converted by ``types``, int or str).
+
+    Sent by libpq as one simple-protocol message, with the BEGIN of the caller's
+    transaction in front when it has not started yet: psycopg would send that BEGIN
+    alone and wait for its answer (one more round trip), and its cursors cost more client
+    time than the look-up itself. ``sql`` must hold only literals made by this module.
+    """
+    from psycopg import errors, pq
+
+    driver = conn.connection.driver_connection
+    pgconn = driver.pgconn
+    if pgconn.transaction_status == pq.TransactionStatus.IDLE and not driver.autocommit:
+        if (driver.isolation_level, driver.read_only, driver.deferrable) == (None, None, None):
+            sql = "BEGIN; " + sql
+        else:  # psycopg begins it, with the connection's transaction characteristics
+            driver.execute("SELECT 1")
+    result = pgconn.exec_(sql.encode())
+    encoding = driver.info.encoding
+    if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        raise errors.error_from_result(result, encoding=encoding)
+    convert = [int if kind is int else (lambda value: value.decode(encoding)) for kind in types]
+    rows = []
+    for row in range(result.ntuples):
+        values = [result.get_value(row, col) for col in range(len(types))]
+        rows.append(tuple(None if v is None else f(v) for f, v in zip(convert, values)))
+    return rows
 
 
 def content_hash_of_normalized(body: str) -> int:
