@@ -70,6 +70,20 @@ def format_summary(summary: dict[str, int]) -> str:
     return "  ".join(f"{name}={value}" for name, value in summary.items())
 
 
+def quiet_below(level: str | int) -> None:
+    """Make loggers drop records below ``level`` where they are made, not at the handler.
+
+    Scrapy sets its own logger to DEBUG and filters at its root handler, so every
+    per-request and per-item debug line is built, formatted and thrown away."""
+    level = logging.getLevelName(level) if isinstance(level, str) else level
+    if not isinstance(level, int):
+        return
+    logging.root.setLevel(level)
+    scrapy_logger = logging.getLogger("scrapy")
+    if scrapy_logger.level < level:
+        scrapy_logger.setLevel(level)
+
+
 def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = None) -> dict:
     """Run one crawl in this process (blocking, starts and stops the reactor); the stats."""
     from scrapy.crawler import CrawlerProcess
@@ -79,6 +93,7 @@ def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = No
     for handler in list(logging.root.handlers):  # Scrapy installs its own, honouring LOG_LEVEL
         logging.root.removeHandler(handler)
     process = CrawlerProcess(settings)
+    quiet_below(settings.get("LOG_LEVEL") or "DEBUG")
     crawler = process.create_crawler(FeedsSpider)
     process.crawl(crawler, urls=urls, names=names)
     process.start()
