@@ -120,11 +120,7 @@ class _Field:
             return set()
         toks = self.tokens
         after = self.words & seconds
-        keys = set()
-        # the positions of wanted words found in C (one call per word), the rest in Python
-        for i in itertools.compress(range(len(toks) - 1), map(wanted.__contains__, toks)):
-            if toks[i + 1] in after:
-                keys.add(toks[i] + " " + toks[i + 1])
+        keys = {a + " " + b for a, b in zip(toks, itertools.islice(toks, 1, None)) if a in wanted and b in after}
         if self.compounds:
             starts = {}
             for start, end, joined in self.compounds:
