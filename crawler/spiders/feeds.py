@@ -6,6 +6,7 @@ pages), fetch every article they point at that the store does not have yet.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 
@@ -77,21 +78,24 @@ class FeedsSpider(scrapy.Spider):
                   "handle_httpstatus_list": [304]},
         )
 
-    def parse_source(self, response):
+    async def parse_source(self, response):
         meta = response.meta
         if response.status == 304:
             self.crawler.stats.inc_value("newswatch/sources/not_modified")
             return
         kind = parsing.sniff_kind(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1"))
         if kind in ("feed", "jsonfeed"):
-            yield from self._parse_feed(response)
+            for request in self._follow_feed(response, await self._feed_entries(response)):
+                yield request
         elif kind == "sitemap":
-            yield from self._parse_sitemap(response)
+            for request in self._parse_sitemap(response):
+                yield request
         elif kind == "html":
             if meta.get("discovered"):
                 return  # a guessed feed path answered with a page: not a feed
             if parsing.looks_like_article(response.body, response.url):
-                yield from self.parse_article(response, entry=None)
+                for request in self.parse_article(response, entry=None):
+                    yield request
                 return
             feeds = parsing.discover_feeds(response.body, response.url)
             if feeds:
@@ -107,14 +111,26 @@ class FeedsSpider(scrapy.Spider):
                 self._count_error("source_not_recognised", response.url,
                                   "neither a feed, a sitemap nor an HTML page", meta["source_id"])
 
-    def _parse_feed(self, response):
-        meta = response.meta
+    async def _feed_entries(self, response) -> list[dict] | None:
+        """The feed's entries (parsed in an extraction worker when there are workers), or
+        None after counting the error."""
         try:
-            entries = parsing.parse_feed(response.body, response.url)
+            workers = self.crawler.settings.getint("EXTRACT_WORKERS", 0)
+            if workers > 0:
+                from crawler.extract.workers import extraction_pool
+
+                future = extraction_pool(workers).submit(parsing.feed_entries, response.body, response.url)
+                return await asyncio.wrap_future(future)
+            return parsing.feed_entries(response.body, response.url)
         except FeedError as exc:
-            if not meta.get("discovered"):
-                self._count_error("feed", response.url, str(exc), meta["source_id"])
+            if not response.meta.get("discovered"):
+                self._count_error("feed", response.url, str(exc), response.meta["source_id"])
+            return None
+
+    def _follow_feed(self, response, entries: list[dict] | None):
+        if entries is None:
             return
+        meta = response.meta
         self.crawler.stats.inc_value("newswatch/feeds/parsed")
         self.crawler.stats.inc_value("newswatch/feeds/entries", len(entries))
         if not meta.get("discovered"):
@@ -122,7 +138,7 @@ class FeedsSpider(scrapy.Spider):
             modified = response.headers.get(b"Last-Modified")
             self._validators[meta["source_id"]] = (etag.decode("latin-1") if etag else None,
                                                    modified.decode("latin-1") if modified else None)
-        yield from self._follow_entries(response, [e.as_dict() for e in entries])
+        yield from self._follow_entries(response, entries)
 
     def _parse_sitemap(self, response):
         meta = response.meta

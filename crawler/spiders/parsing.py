@@ -75,6 +75,11 @@ def _iso(struct_time) -> str | None:
         return None
 
 
+def feed_entries(body: bytes, url: str) -> list[dict]:
+    """:func:`parse_feed`'s entries as plain dicts (what a worker process sends back)."""
+    return [entry.as_dict() for entry in parse_feed(body, url)]
+
+
 def parse_feed(body: bytes, url: str) -> list[FeedEntry]:
     """Entries of an RSS 0.9x/1.0/2.0, Atom or JSON Feed document; FeedError if it is none."""
     if sniff_kind(body) == "jsonfeed" or _head(body).startswith(b"{"):
