@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-import operator
 from collections import Counter
 from collections.abc import Mapping, Set
 from urllib.parse import urlsplit
