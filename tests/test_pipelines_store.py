@@ -1,0 +1,84 @@
+"""StorePipeline: articles arriving together share one transaction; a failing one is
+the only one lost; each item's Deferred fires with the stored item or its drop."""
+
+import pytest
+from scrapy.utils.test import get_crawler
+
+from crawler.dedupe.stories import StoryIndex
+from crawler.pipelines import AlreadyStored, StorePipeline
+from crawler.store import Store
+from crawler.store.schema import articles
+
+WORDS = ("harbour council vote budget ferry tunnel mayor district school library river bridge "
+         "tax market festival museum railway station airport hospital").split()
+
+
+def _item(n, url=None):
+    text = " ".join(WORDS[(n * 7 + i) % len(WORDS)] + str(n * 100 + i) for i in range(80))
+    url = url or f"https://news.example/{n}"
+    return {"url": url, "canonical_url": url, "title": f"Story {n}", "text": text,
+            "content_hash": 1000 + n, "guid": None, "source": "news.example", "source_id": None}
+
+
+def _pipeline(store, batch_size):
+    crawler = get_crawler(settings_dict={"STORE_BATCH_SIZE": batch_size})
+    crawler.spider = None
+    return StorePipeline(crawler, store, StoryIndex(), batch_size=batch_size, batch_delay=60.0), crawler
+
+
+def _stored_urls(store):
+    with store.begin() as conn:
+        return sorted(conn.execute(articles.select().with_only_columns(articles.c.url)).scalars())
+
+
+def test_a_batch_is_stored_in_one_go_and_a_failing_article_is_the_only_one_lost(db_url):
+    store = Store.from_url(db_url)
+    pipeline, crawler = _pipeline(store, batch_size=3)
+    first = _item(1)
+    assert pipeline.store_many([first]) == [None]
+    # The second repeats the first's canonical URL (as if another crawler stored it meanwhile).
+    errors = pipeline.store_many([_item(2), _item(3, url=first["url"]), _item(4)])
+    assert errors[0] is None and errors[2] is None and errors[1] is not None
+    assert _stored_urls(store) == [f"https://news.example/{n}" for n in (1, 2, 4)]
+    store.dispose()
+
+
+def test_items_wait_for_their_batch_and_each_deferred_fires(db_url):
+    store = Store.from_url(db_url)
+    pipeline, crawler = _pipeline(store, batch_size=3)
+    pipeline.store_many([_item(1)])
+    results, failures = [], []
+    for item in (_item(2), _item(3, url="https://news.example/1"), _item(4)):
+        pipeline.process_item(item).addCallbacks(results.append, failures.append)
+        if len(results) + len(failures) == 0:
+            assert _stored_urls(store) == ["https://news.example/1"]  # still waiting for the batch
+    assert sorted(item["url"] for item in results) == ["https://news.example/2", "https://news.example/4"]
+    assert len(failures) == 1 and failures[0].check(AlreadyStored)
+    assert all(item["article_id"] and item["story_id"] for item in results)
+    assert crawler.stats.get_value("newswatch/articles/new") == 2
+    assert crawler.stats.get_value("newswatch/drops/already_stored") == 1
+    store.dispose()
+
+
+def test_what_still_waits_is_stored_when_the_spider_closes(db_url):
+    store = Store.from_url(db_url)
+    pipeline, _ = _pipeline(store, batch_size=10)
+    fired = []
+    pipeline.process_item(_item(5)).addCallback(fired.append)
+    assert not fired and _stored_urls(store) == []
+    pipeline.close_spider()
+    assert [item["url"] for item in fired] == ["https://news.example/5"]
+    assert _stored_urls(store) == ["https://news.example/5"]
+    store.dispose()
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_the_same_stories_whatever_the_batch_size(tmp_path, batch_size):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'b.db'}")
+    pipeline, _ = _pipeline(store, batch_size=batch_size)
+    items = [_item(n) for n in range(6)] + [dict(_item(0, url="https://copy.example/0"), content_hash=77)]
+    for start in range(0, len(items), batch_size):
+        assert pipeline.store_many(items[start:start + batch_size]) == [None] * len(items[start:start + batch_size])
+    assert items[-1]["story_id"] == items[0]["story_id"]  # the copy joined the original's story
+    assert len({item["story_id"] for item in items[:6]}) == 6
+    store.dispose()
