@@ -250,10 +250,18 @@ def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, ar
 _EXISTING = (select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.c.kind, alerts.c.payload)
              .where(alerts.c.subscription.in_(bindparam("names", expanding=True)),
                     alerts.c.story_id == bindparam("story")))
-_RECENT = (select(alerts.c.subscription, func.count(func.distinct(alerts.c.story_id)))
-           .where(alerts.c.subscription.in_(bindparam("names", expanding=True)),
-                  alerts.c.created_at >= bindparam("since"), alerts.c.kind.in_(("article", "batch")))
-           .group_by(alerts.c.subscription))
+# Distinct stories alerted in the window, counted up to the flood limit only: a flood must
+# not make every later alert of its subscription slower.
+_RECENT = (select(func.count()).select_from(
+    select(alerts.c.story_id).distinct()
+    .where(alerts.c.subscription == bindparam("name"), alerts.c.created_at >= bindparam("since"),
+           alerts.c.kind.in_(("article", "batch")))
+    .limit(bindparam("limit")).subquery()))
+# The batch still open for a flooded subscription (index ix_alerts_open_batch).
+_OPEN_BATCH = (select(alerts.c.due_at)
+               .where(alerts.c.subscription == bindparam("name"), alerts.c.kind == "batch",
+                      alerts.c.status == "pending", alerts.c.due_at > bindparam("now"), alerts.c.batch_id.is_(None))
+               .order_by(alerts.c.due_at).limit(1))
 _INSERT_NEW = {name: dialect.insert(alerts).on_conflict_do_nothing(index_elements=["id"]).returning(alerts.c.id)
                for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
@@ -342,16 +350,11 @@ def _flooded(conn, names: list[str], now: datetime, limit: int, window: float) -
     if not names or not limit or limit <= 0:
         return {}
     since = now - timedelta(seconds=window)
-    recent = conn.execute(_RECENT, {"names": names, "since": since}).all()
     flooded = {}
-    for name, count in recent:
-        if count < limit:
+    for name in names:
+        if conn.execute(_RECENT, {"name": name, "since": since, "limit": limit}).scalar_one() < limit:
             continue
-        open_batch = conn.execute(
-            select(func.min(alerts.c.due_at))
-            .where(alerts.c.subscription == name, alerts.c.kind == "batch", alerts.c.status == "pending",
-                   alerts.c.batch_id.is_(None), alerts.c.due_at > now)
-        ).scalar_one()
+        open_batch = conn.execute(_OPEN_BATCH, {"name": name, "now": now}).scalar()
         flooded[name] = ("batch", open_batch or now + timedelta(seconds=window))
     return flooded
 

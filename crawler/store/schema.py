@@ -184,6 +184,7 @@ Index("ix_alerts_subscription_created", alerts.c.subscription, alerts.c.created_
 Index("ix_alerts_story", alerts.c.story_id)  # stories merging: their alerts follow
 Index("ix_alerts_lease", alerts.c.lease)  # a dispatcher's claimed rows
 Index("ix_alerts_batch", alerts.c.batch_id)
+Index("ix_alerts_open_batch", alerts.c.subscription, alerts.c.kind, alerts.c.status, alerts.c.due_at)
 
 runs = Table(
     "runs",
