@@ -294,10 +294,15 @@ class StorePipeline:
     (each item waits at most that long). A commit costs more than an article's rows,
     so this is most of what batching saves. If any article of a batch fails, the batch
     is rolled back and its articles are stored one by one, so only the failing one is
-    lost. ``STORE_BATCH_SIZE = 1`` stores each article as it comes."""
+    lost. ``STORE_BATCH_SIZE = 1`` stores each article as it comes.
+
+    With ``STORE_THREAD`` (default) batches are written by one thread of their own, in
+    order, so the reactor goes on fetching while the database works (and, on
+    PostgreSQL, while it waits for the server)."""
 
     def __init__(self, crawler, store, story_index: StoryIndex, flood_limit: int = 20,
-                 flood_window: float = 600.0, batch_size: int = 1, batch_delay: float = 0.1):
+                 flood_window: float = 600.0, batch_size: int = 1, batch_delay: float = 0.1,
+                 use_thread: bool = False):
         self.crawler = crawler
         self.store = store
         self.story_index = story_index
@@ -307,6 +312,9 @@ class StorePipeline:
         self.batch_delay = max(0.0, batch_delay)
         self._waiting: list[tuple[dict, object, Deferred]] = []
         self._timer = None
+        self.use_thread = use_thread
+        self._thread = None  # a one-thread pool: batches are stored one after the other
+        self._writing: set[Deferred] = set()
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -315,12 +323,30 @@ class StorePipeline:
                    flood_limit=settings.getint("ALERTS_FLOOD_LIMIT", 20),
                    flood_window=settings.getfloat("ALERTS_FLOOD_WINDOW", 600.0),
                    batch_size=settings.getint("STORE_BATCH_SIZE", 1),
-                   batch_delay=settings.getfloat("STORE_BATCH_DELAY", 0.1))
+                   batch_delay=settings.getfloat("STORE_BATCH_DELAY", 0.1),
+                   use_thread=settings.getbool("STORE_THREAD", True))
+
+    def open_spider(self, spider=None):
+        if self.use_thread and self.batch_size > 1:
+            from twisted.python.threadpool import ThreadPool
+
+            self._thread = ThreadPool(minthreads=1, maxthreads=1, name="newswatch-store")
+            self._thread.start()
 
     def close_spider(self, spider=None):
         """Store what still waits; forget index entries older than the window, so the
         index stays bounded."""
         self.flush()
+        if self._writing:
+            from twisted.internet.defer import DeferredList
+
+            return DeferredList(list(self._writing)).addBoth(lambda _: self._close())
+        self._close()
+
+    def _close(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
         try:
             with self.store.begin() as conn:
                 expired = self.story_index.expire(conn)
@@ -352,7 +378,20 @@ class StorePipeline:
         waiting, self._waiting = self._waiting, []
         if not waiting:
             return
-        errors = self.store_many([item for item, _, _ in waiting])
+        items = [item for item, _, _ in waiting]
+        if self._thread is None:
+            self._settle(waiting, self.store_many(items))
+            return
+        from twisted.internet import reactor
+        from twisted.internet.threads import deferToThreadPool
+
+        writing = deferToThreadPool(reactor, self._thread, self.store_many, items)
+        self._writing.add(writing)
+        writing.addCallbacks(lambda errors: self._settle(waiting, errors),
+                             lambda failure: self._settle(waiting, [failure.value] * len(waiting)))
+        writing.addBoth(lambda _: self._writing.discard(writing))
+
+    def _settle(self, waiting, errors) -> None:
         for (item, spider, done), error in zip(waiting, errors):
             try:
                 done.callback(self._finish(item, spider, error))

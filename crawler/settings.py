@@ -41,6 +41,7 @@ DEDUPE_NEAR_THRESHOLD = 0.5
 DEDUPE_WINDOW_DAYS = 30
 STORE_BATCH_SIZE = 32  # articles stored per transaction at most (1: one transaction each)
 STORE_BATCH_DELAY = 0.1  # seconds an article waits for others to share its transaction
+STORE_THREAD = True  # batches written by a thread of their own, so the reactor goes on fetching
 
 # -- alerts ---------------------------------------------------------------------------
 ALERTS_FLOOD_LIMIT = 20  # instant alerts per subscription and window before they are batched
