@@ -275,8 +275,9 @@ def enqueue_matches(conn, *, article: dict, matches: list[tuple[dict, list[str]]
     One row per target of each subscription, unless the subscription already has an
     alert for ``story_id``; then the copy's source is noted on digest/batch alerts still
     waiting, and nothing is created. With ``alert_revisions`` a new revision of an
-    article is alerted again. The cost is a fixed number of statements (existing alerts,
-    recent counts for flood control, one insert), whatever the number of subscriptions.
+    article is alerted again. Existing alerts are looked up and new rows inserted with one
+    statement each for all subscriptions; flood control adds, per instant subscription,
+    one count that stops at the flood limit.
     Returns the ids of the alerts created.
     """
     matches = [(sub, terms) for sub, terms in matches if not sub.get("paused")]
