@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from scrapy import signals
 from scrapy.exceptions import DropItem
 from twisted.internet.defer import Deferred
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from crawler.alerts.matcher import Matcher
@@ -34,7 +34,7 @@ from crawler.extract import extract_article
 from crawler.extract.workers import extraction_pool
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, page_lines, save_template
 from crawler.store import open_store
-from crawler.store.schema import alerts, stories
+from crawler.store.schema import alerts
 
 logger = logging.getLogger(__name__)
 
@@ -283,9 +283,6 @@ class MatchPipeline:
         return True
 
 
-_STORY_SIZE = select(stories.c.size).where(stories.c.id == bindparam("id"))
-
-
 class StorePipeline:
     """Stores the article, its story and its alerts in one transaction.
 
@@ -448,16 +445,16 @@ class StorePipeline:
         decision = self.story_index.decide(conn, item)
         item["story_id"] = decision.story_id
         article_id = article_rows.save_article(conn, item, decision.signature)
-        self.story_index.record(conn, article_id, item, decision)
+        story_size = self.story_index.record(conn, article_id, item, decision)
         if decision.merged_story_ids:
             # Stories this article joined together: their alerts now belong to the merged
             # story, so a subscription already alerted for either is not alerted again.
             conn.execute(update(alerts).where(alerts.c.story_id.in_(decision.merged_story_ids))
                          .values(story_id=decision.story_id))
         item["article_id"] = article_id
-        self._enqueue_alerts(conn, item, article_id)
+        self._enqueue_alerts(conn, item, article_id, story_size)
 
-    def _enqueue_alerts(self, conn, item, article_id) -> None:
+    def _enqueue_alerts(self, conn, item, article_id, story_size: int) -> None:
         subscriptions = item.get("subscriptions_matched") or {}
         matches = [(sub, item["match_terms"].get(name, [])) for name, sub in subscriptions.items()
                    if not item.get("revision_of") or sub.get("alert_revisions")]
@@ -465,6 +462,5 @@ class StorePipeline:
             return
         from crawler.alerts.outbox import enqueue_matches
 
-        size = conn.execute(_STORY_SIZE, {"id": item["story_id"]}).scalar() or 1
         enqueue_matches(conn, article=item, matches=matches, story_id=item["story_id"], article_id=article_id,
-                        story_size=size, flood_limit=self.flood_limit, flood_window=self.flood_window)
+                        story_size=story_size, flood_limit=self.flood_limit, flood_window=self.flood_window)

@@ -47,6 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from crawler.alerts.notifiers import DEAD, RETRY, SENT, Delivery, NotifierRegistry, Outcome, describe_target
 from crawler.alerts.render import clean_line, make_snippet
 from crawler.exceptions import ConfigError
+from crawler.store.prepared import Prepared
 from crawler.store.repository import to_db_time, utcnow
 from crawler.store.schema import alerts, subscriptions
 
@@ -207,7 +208,7 @@ def _insert_new(conn, rows: list[dict]) -> list[str]:
         return []
     stmt = _INSERT_NEW.get(conn.dialect.name)
     if stmt is not None:
-        return list(conn.execute(stmt, rows).scalars())
+        return [row["id"] for row in rows if stmt.first(conn, row) is not None]
     created = []
     for row in rows:
         if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is None:
@@ -252,17 +253,18 @@ _EXISTING = (select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.
                     alerts.c.story_id == bindparam("story")))
 # Distinct stories alerted in the window, counted up to the flood limit only: a flood must
 # not make every later alert of its subscription slower.
-_RECENT = (select(func.count()).select_from(
+_RECENT = Prepared(select(func.count()).select_from(
     select(alerts.c.story_id).distinct()
     .where(alerts.c.subscription == bindparam("name"), alerts.c.created_at >= bindparam("since"),
-           alerts.c.kind.in_(("article", "batch")))
+           or_(alerts.c.kind == "article", alerts.c.kind == "batch"))
     .limit(bindparam("limit")).subquery()))
 # The batch still open for a flooded subscription (index ix_alerts_open_batch).
 _OPEN_BATCH = (select(alerts.c.due_at)
                .where(alerts.c.subscription == bindparam("name"), alerts.c.kind == "batch",
                       alerts.c.status == "pending", alerts.c.due_at > bindparam("now"), alerts.c.batch_id.is_(None))
                .order_by(alerts.c.due_at).limit(1))
-_INSERT_NEW = {name: dialect.insert(alerts).on_conflict_do_nothing(index_elements=["id"]).returning(alerts.c.id)
+_INSERT_NEW = {name: Prepared(dialect.insert(alerts).on_conflict_do_nothing(index_elements=["id"])
+                              .returning(alerts.c.id))
                for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
 
@@ -353,7 +355,7 @@ def _flooded(conn, names: list[str], now: datetime, limit: int, window: float) -
     since = now - timedelta(seconds=window)
     flooded = {}
     for name in names:
-        if conn.execute(_RECENT, {"name": name, "since": since, "limit": limit}).scalar_one() < limit:
+        if _RECENT.scalar(conn, {"name": name, "since": since, "limit": limit}) < limit:
             continue
         open_batch = conn.execute(_OPEN_BATCH, {"name": name, "now": now}).scalar()
         flooded[name] = ("batch", open_batch or now + timedelta(seconds=window))

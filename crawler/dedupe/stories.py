@@ -79,7 +79,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import xxhash
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -96,11 +96,13 @@ from crawler.dedupe.fingerprints import (
     to_signed64,
 )
 from crawler.dedupe.urls import canonicalize_url
+from crawler.store.prepared import Prepared
 from crawler.store.schema import articles, stories, story_bands
 
 logger = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x6E77_5354  # PostgreSQL advisory lock id of the story index
+_SQLITE_LOCKED = "newswatch.story_lock"  # conn.info: the transaction holding SQLite's write lock
 _LEAD_WORDS = 12
 _MIN_TITLE_WORDS = 4
 # Weights used only to rank candidates before verification.
@@ -159,13 +161,21 @@ def _article_like(url: str | None) -> bool:
     return any(len(seg) >= 8 or any(ch.isdigit() for ch in seg) for seg in path.split("/") if seg)
 
 
-def _insert_ignoring_duplicates(conn: Connection):
-    """INSERT into story_bands that skips keys an article already has (a revision)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql_insert(story_bands).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite_insert(story_bands).on_conflict_do_nothing()
-    return story_bands.insert()
+# Built once: these run for every stored article (see crawler.store.prepared).
+_BANDS_INSERT = {
+    "postgresql": Prepared(postgresql_insert(story_bands).on_conflict_do_nothing()),
+    "sqlite": Prepared(sqlite_insert(story_bands).on_conflict_do_nothing()),
+    "": Prepared(story_bands.insert()),
+}
+_STORY_ROW = Prepared(select(stories.c.first_article_id, stories.c.size, stories.c.merged_into,
+                             stories.c.first_seen_at).where(stories.c.id == bindparam("id")))
+_FIRST_ARTICLE = Prepared(select(articles.c.id, articles.c.published, articles.c.canonical_url, articles.c.title)
+                          .where(articles.c.id == bindparam("id")))
+_STORY_VALUES = {name: bindparam(name) for name in
+                 ("first_article_id", "title", "size", "updated_at", "first_seen_at")}
+_STORY_UPDATE = Prepared(update(stories).where(stories.c.id == bindparam("id"))
+                         .values(merged_into=None, **_STORY_VALUES))
+_STORY_INSERT = Prepared(insert(stories).values(id=bindparam("id"), merged_into=None, **_STORY_VALUES))
 
 
 def _story_id_of(content_hash: int) -> str:
@@ -270,8 +280,13 @@ class StoryIndex:
         if conn.dialect.name == "postgresql":
             _pg_query(conn, "SELECT pg_advisory_xact_lock(%d)" % _LOCK_KEY, ())
         elif conn.dialect.name == "sqlite":
-            # Any write statement takes SQLite's write lock (waiting up to busy_timeout).
-            conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
+            # Any write statement takes SQLite's write lock (waiting up to busy_timeout),
+            # held to the end of the transaction: once per transaction is enough (a store
+            # batch decides many articles in one).
+            transaction = conn.get_transaction()
+            if transaction is None or conn.info.get(_SQLITE_LOCKED) is not transaction:
+                conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
+                conn.info[_SQLITE_LOCKED] = conn.get_transaction()
 
     def _candidate_doc(self, article_id, title, text, length, canonical_url, source_url, chash) -> _Doc | None:
         """The candidate's fingerprints: cached, or computed from ``text`` (None when its
@@ -382,8 +397,9 @@ class StoryIndex:
         )
 
     def record(self, conn: Connection, article_id: int, article: dict, decision: StoryDecision,
-               now: datetime | None = None) -> None:
-        """Index the stored article and update (or create, or merge) its story.
+               now: datetime | None = None) -> int:
+        """Index the stored article and update (or create, or merge) its story; returns
+        the story's size (copies) after it.
 
         ``now`` (naive UTC, default the current time) stamps the index entries; the
         expiry window counts from it. A revision (same canonical URL as a stored
@@ -391,12 +407,14 @@ class StoryIndex:
         """
         now = now or _utcnow()
         if decision.keys:
-            conn.execute(_insert_ignoring_duplicates(conn),
-                         [{"band": k, "article_id": article_id, "created_at": now} for k in decision.keys])
-        involved = [decision.story_id, *decision.merged_story_ids]
-        rows = {r["id"]: r for r in conn.execute(
-            select(stories).where(stories.c.id.in_(bindparam("ids", expanding=True))),
-            {"ids": involved}).mappings()}
+            _BANDS_INSERT[conn.dialect.name if conn.dialect.name in _BANDS_INSERT else ""].executemany(
+                conn, [{"band": k, "article_id": article_id, "created_at": now} for k in decision.keys])
+        rows = {}
+        for story_id in (decision.story_id, *decision.merged_story_ids):
+            row = _STORY_ROW.first(conn, {"id": story_id})
+            if row is not None:
+                rows[story_id] = {"first_article_id": row[0], "size": row[1], "merged_into": row[2],
+                                  "first_seen_at": _parse_published(row[3])}
         if decision.merged_story_ids:
             conn.execute(update(articles).where(articles.c.story_id.in_(
                 bindparam("old", expanding=True))).values(story_id=decision.story_id),
@@ -409,24 +427,20 @@ class StoryIndex:
                          {"old": list(decision.merged_story_ids)})
 
         # The first article: the earliest published among the current firsts and this one.
-        firsts = [r["first_article_id"] for r in rows.values() if r["first_article_id"] is not None]
+        firsts = sorted({r["first_article_id"] for r in rows.values() if r["first_article_id"] is not None})
         contenders = [(_first_key(_parse_published(article.get("published")), article.get("canonical_url")),
                        article_id, article.get("title"))]
-        if firsts:
-            for r in conn.execute(select(articles.c.id, articles.c.published, articles.c.canonical_url,
-                                         articles.c.title)
-                                  .where(articles.c.id.in_(bindparam("ids", expanding=True))),
-                                  {"ids": firsts}).mappings():
-                contenders.append((_first_key(r["published"], r["canonical_url"]), r["id"], r["title"]))
+        for first in firsts:
+            row = _FIRST_ARTICLE.first(conn, {"id": first})
+            if row is not None:
+                contenders.append((_first_key(_parse_published(row[1]), row[2]), row[0], row[3]))
         _, first_id, first_title = min(contenders, key=lambda c: (c[0], c[1]))
         size = (decision.revision_of is None) + sum(r["size"] for r in rows.values() if r["merged_into"] is None)
-        first_seen = min([r["first_seen_at"] for r in rows.values()] + [now])
-        values = {"first_article_id": first_id, "title": first_title, "size": size,
-                  "updated_at": now, "first_seen_at": first_seen, "merged_into": None}
-        if decision.story_id in rows:
-            conn.execute(update(stories).where(stories.c.id == decision.story_id).values(**values))
-        else:
-            conn.execute(stories.insert().values(id=decision.story_id, **values))
+        first_seen = min([r["first_seen_at"] for r in rows.values() if r["first_seen_at"] is not None] + [now])
+        values = {"id": decision.story_id, "first_article_id": first_id, "title": first_title, "size": size,
+                  "updated_at": now, "first_seen_at": first_seen}
+        (_STORY_UPDATE if decision.story_id in rows else _STORY_INSERT).execute(conn, values).close()
+        return size
 
     def expire(self, conn: Connection, now: datetime | None = None) -> int:
         """Drop index entries recorded before the window; returns how many were dropped."""
