@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import re
+import unicodedata
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from crawler.extract import SiteTemplate, extract_article, learn_from_page, load_template, save_template
 from crawler.extract.templates import MIN_PAGES, fingerprint
@@ -87,6 +90,23 @@ def test_fingerprint_ignores_case_digits_punctuation_and_accents():
     assert fingerprint("Édition du soir") == fingerprint("edition du soir")
     assert fingerprint("Advertisement") != fingerprint("Advertisements here")
     assert fingerprint("  --  ") is None
+
+
+def _reference_fingerprint(text: str) -> int | None:
+    """The definition the fast paths of ``fingerprint`` must agree with."""
+    key = unicodedata.normalize("NFKD", text.lower())
+    key = "".join(c for c in key if not unicodedata.combining(c))
+    key = re.sub(r"[\W_]+", " ", re.sub(r"\d+", "0", key)).strip()
+    return xxhash.xxh64_intdigest(key.encode("utf-8")) - (1 << 63) if key else None
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "---", "_", "0", "007", "a0b", "Page 1 of 12", "10.5% of 2,000_000", "a__b  c\t\nd",
+    "\x00\x1f\x7f", "Subscribe!  Now...", "Café crème", "Ünïcödé 12", "Kelvin \u212a", "İstanbul",
+    "ﬁnancial ½", "Источник: ТАСС 2024", "٣ أيام", "a\u0301\u0327b", "x\u00a0y\u2009z",
+])
+def test_fingerprint_fast_paths_agree_with_the_definition(text):
+    assert fingerprint(text) == _reference_fingerprint(text)
 
 
 def test_template_round_trips_through_the_database(db_url):

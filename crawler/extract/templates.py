@@ -40,12 +40,41 @@ PRUNE_EVERY = 50         # pages between deletions of one-off lines from the dat
 
 _NON_WORD = re.compile(r"[\W_]+")
 _DIGITS = re.compile(r"\d+")
+# The same on ASCII bytes: digits -> "0" (runs then collapsed by _ZEROS), [\W_] -> " ".
+_ASCII_KEY = bytes(48 if 48 <= b <= 57 else b if (65 <= b <= 90 or 97 <= b <= 122) else 32
+                   for b in range(256))
+_ZEROS = re.compile(rb"00+")
+
+
+class _CombiningMarks(dict):
+    """str.translate table deleting combining marks (``unicodedata.combining(c) != 0``),
+    filled in as characters are met: a C-level lookup per character instead of a Python
+    call."""
+
+    def __missing__(self, code: int) -> int | None:
+        value = None if unicodedata.combining(chr(code)) else code
+        self[code] = value
+        return value
+
+
+_STRIP_COMBINING = _CombiningMarks()
 
 
 def fingerprint(text: str) -> int | None:
     """A signed 64-bit fingerprint of a line, blind to case, punctuation, digits and accents."""
-    key = unicodedata.normalize("NFKD", text.lower())
-    key = "".join(c for c in key if not unicodedata.combining(c))
+    key = text.lower()
+    if key.isascii():
+        # ASCII is its own NFKD form and has no combining marks; the two substitutions
+        # below, done on bytes: every digit a "0" and every non-word byte a space, then
+        # the runs collapsed.
+        data = key.encode("ascii").translate(_ASCII_KEY)
+        if b"00" in data:
+            data = _ZEROS.sub(b"0", data)
+        data = b" ".join(data.split())
+        if not data:
+            return None
+        return xxhash.xxh64_intdigest(data) - (1 << 63)
+    key = unicodedata.normalize("NFKD", key).translate(_STRIP_COMBINING)
     key = _NON_WORD.sub(" ", _DIGITS.sub("0", key)).strip()
     if not key:
         return None
