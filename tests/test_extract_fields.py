@@ -173,6 +173,32 @@ def test_source_link_closing_the_body_but_not_in_the_footer():
     assert source_from_links(tree, "https://www.site.example/x")[0] is None  # same site: not a repost
 
 
+@pytest.mark.parametrize("href", [
+    "/news/1", "/", "", "  /a  ", "page.html", "../up", "?page=2", "/wiki/File:x.png", "a/b:c",
+    "//wire.example/a/1", "https://wire.example/a", "HTTPS://wire.example/a", "wire:x", "/\t/wire.example/a",
+    "\n//wire.example/a", "/\n/wire.example/a", "\x01//wire.example/a", "\x1f//wire.example/a", "/\\wire.example",
+])
+@pytest.mark.parametrize("base", ["https://www.site.example/x", "http://127.0.0.1:8000/a/b/", "http://site.example"])
+def test_links_skipped_as_same_site_are_same_site(href, base):
+    from urllib.parse import urljoin
+
+    from crawler.extract.source import _stays_on_host, same_publisher
+
+    if _stays_on_host(href.strip()):
+        target = urljoin(base, href.strip())
+        assert target.startswith("http") and same_publisher(target, base)
+
+
+def test_relative_links_skipped_and_foreign_ones_kept():
+    body = ('<article><p>Text <a href="/a/1">Source</a>.</p><p><a href="page.html">Source link</a></p>'
+            '<p><a href="/\twire.example/a">Source link</a></p>'
+            '<p>Quelle: <a href="//dpa.example/meldung/5">dpa</a></p></article>')
+    assert source_from_links(page(body=body), "https://www.site.example/x") == (
+        "https://dpa.example/meldung/5", "Quelle: dpa")
+    body = '<article><p><a href="/a/1">Source link</a></p></article>'
+    assert source_from_links(page(body=body), "https://www.site.example/x") == (None, None)
+
+
 # -- benchmark scoring ---------------------------------------------------------------------------
 
 def test_shingle_scoring_as_the_benchmark_readme_says():

@@ -61,12 +61,29 @@ def _label_start(block) -> bool:
     return bool(head) and bool(_LABEL.match(normalize_text(head)))
 
 
+def _stays_on_host(href: str) -> bool:
+    """Whether ``urljoin(base, href)`` keeps the host of any http(s) base: a reference with
+    neither scheme (a ":" before any "/") nor authority ("//"), and none of the characters
+    urlsplit removes (tabs, line breaks) or strips (leading controls) that could make one."""
+    if not href:
+        return True  # the base itself
+    if href[0] <= " " or href.startswith("//") or "\t" in href or "\n" in href or "\r" in href:
+        return False
+    colon = href.find(":")
+    return colon < 0 or 0 <= href.find("/") < colon
+
+
 def source_from_links(tree, url: str) -> tuple[str | None, str | None]:
     """(source URL, the text of the block that carried it) from a closing source link."""
     found = (None, None)
+    # A link into the page's own site is never the source (same_publisher below): the
+    # site's relative links (most links of a page) are skipped before their text is read.
+    http_base = url.startswith(("http://", "https://"))
     for link in tree.iter("a"):
         href = link.get("href")
         if not href or href.lstrip().startswith(("#", "javascript:", "mailto:")):
+            continue
+        if http_base and _stays_on_host(href.strip()):
             continue
         raw_text = link.text_content()
         if len(raw_text) > 80:
