@@ -14,16 +14,18 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from crawler.store.prepared import Prepared
 
 _COLUMNS = "id, url, canonical_url, guid, story_id, content_hash, revision"
 _MATCHES = ("url", "guid", "content")
 
 # One round trip for the three indexed look-ups; each part yields its first row, if any.
-_LOOKUP = text(" UNION ALL ".join(
+_LOOKUP = Prepared(text(" UNION ALL ".join(
     f"SELECT * FROM (SELECT {rank} AS rank, {_COLUMNS} FROM articles WHERE {column} = :{param} "
     f"ORDER BY id LIMIT 1) AS by_{param}"
     for rank, (column, param) in enumerate((("canonical_url", "url"), ("guid", "guid"),
-                                            ("content_hash", "content")))))
+                                            ("content_hash", "content"))))))
+_FIELDS = ("rank", *_COLUMNS.split(", "))
 
 
 def find_duplicate(conn: Connection, canonical_url: str | None, guid: str | None = None,
@@ -35,11 +37,10 @@ def find_duplicate(conn: Connection, canonical_url: str | None, guid: str | None
     ``"content"``, the first that holds in that order) and ``revision``: true when the
     URL or GUID matched but the body changed (``content_hash`` given and different).
     """
-    rows = conn.execute(_LOOKUP, {"url": canonical_url or None, "guid": guid or None,
-                                  "content": content_hash}).mappings().all()
+    rows = _LOOKUP.all(conn, {"url": canonical_url or None, "guid": guid or None, "content": content_hash})
     if not rows:
         return None
-    found = dict(min(rows, key=lambda row: row["rank"]))
+    found = dict(zip(_FIELDS, min(rows)))
     found["match"] = _MATCHES[found.pop("rank")]
     found["revision"] = (found["match"] != "content" and content_hash is not None
                          and found["content_hash"] != content_hash)
