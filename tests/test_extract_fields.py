@@ -199,6 +199,35 @@ def test_relative_links_skipped_and_foreign_ones_kept():
     assert source_from_links(page(body=body), "https://www.site.example/x") == (None, None)
 
 
+# One line per _PROMPT alternative (in its order), as a page could write it.
+PROMPT_LINES = [
+    "Sign up for our daily Newsletter", "Subscribe to the weekend newsletter!", "Get our free newsletter",
+    "Inscrivez-vous a notre grande newsletter", "Abonnez-vous à notre newsletter", "Newsletter abonnieren",
+    "Melden Sie sich jetzt für unseren Newsletter an", "Suscribete a nuestro gran boletin",
+    "This website uses cookies.", "Nous utilisons des cookies", "Wir verwenden Cookies", "Utilizamos cookies",
+    "Accept all cookies", "Your email address will not be published.", "Votre adresse e-mail ne sera pas publiee",
+    "Required fields are marked *", "Save my name, email and website in this browser.",
+    "Enregistrer mon nom, mon e-mail", "S'il vous plait entrez votre commentaire",
+    "Please enter your comment!", "You have entered an incorrect email address!",
+    "Vous avez entre une adresse email incorrecte!", "By submitting this form you agree to our terms",
+    "(c) 2024 Example Media. All Rights Reserved.", "Tous droits reserves", "Alle Rechte vorbehalten",
+    "Todos los derechos reservados", "Все права защищены", "Click here to subscribe",
+    "Download our app", "This article was originally published by Example", "Syndicated from Example Wire",
+    "The story first ran on Example.com", "Have a news tip? Write to us", "Contact us at desk@example.com",
+    "Log in to comment", "To comment, please sign in", "Follow Jane Doe on Twitter",
+]
+
+
+@pytest.mark.parametrize("line", PROMPT_LINES)
+def test_prompt_prefilter_lets_every_prompt_through(line):
+    from crawler.extract.boilerplate import _PROMPT, _may_prompt
+
+    for variant in (line, line.upper(), line.lower(), "Intro. " + line.swapcase() + " end"):
+        if _PROMPT.search(variant):
+            assert _may_prompt(variant), variant
+    assert is_boilerplate(line)
+
+
 # -- benchmark scoring ---------------------------------------------------------------------------
 
 def test_shingle_scoring_as_the_benchmark_readme_says():
