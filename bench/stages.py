@@ -5,7 +5,7 @@ engine: what the crawler's main thread (the reactor) pays per article besides fe
 
 Extracts generated pages first (as the workers would), then times the stages that run on
 the reactor thread — ``DedupePipeline``, ``MatchPipeline``, ``StorePipeline`` (stories,
-article row, alerts) — and, for scale, ``extract_article`` itself, as ms of CPU
+article row, alerts) — and, for scale, the workers' ``_extract`` itself (extraction, body hash, story fingerprint), as ms of CPU
 (``time.process_time``) per article.
 """
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.harness import add_subscriptions, generate_queries
     from bench.newsroom_gen import Newsroom
     from crawler import pipelines
-    from crawler.extract import extract_article
+    from crawler.pipelines import _extract
     from crawler.runner import build_settings
     from crawler.spiders.feeds import FeedsSpider
 
@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                 "feed_entry": {"url": room.url(article.index, base), "title": article.title},
                 "source": f"site{article.site:02d}", "source_feed": f"{base}/feeds/{article.feed}",
                 "source_id": None}
-        item.update({k: v for k, v in extract_article(html, item["url"], encoding="utf-8").items() if k != "url"})
+        item.update({k: v for k, v in _extract(html, item["url"], "utf-8", None).items() if k != "url"})
         item.pop("html")
         items.append(item)
-    costs = {"extract_article (worker)": time.process_time() - started}
+    costs = {"_extract (worker: extraction, hashes, story fingerprint)": time.process_time() - started}
 
     stages = [("DedupePipeline", pipelines.DedupePipeline.from_crawler(crawler)),
               ("MatchPipeline", pipelines.MatchPipeline.from_crawler(crawler)),
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{stored} articles, {args.subscriptions} subscriptions, {db_url.split(':')[0]}; "
           f"alerts queued: {crawler.stats.get_value('newswatch/articles/matched', 0)} matched articles")
     for name, seconds in costs.items():
-        print(f"  {name:28s} {1000 * seconds / len(items):7.2f} ms CPU per article")
+        print(f"  {name:56s} {1000 * seconds / len(items):7.2f} ms CPU per article")
     return 0
 
 

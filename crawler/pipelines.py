@@ -162,14 +162,20 @@ class ExtractPipeline:
         return item
 
 
+_STORY_FINGERPRINTS = StoryIndex()  # default parameters; StoryIndex.decide recomputes on a mismatch
+
+
 def _extract(html: bytes, url: str, encoding: str | None, template: SiteTemplate | None) -> dict:
     """Runs in a worker process: the page bytes and the HTTP charset go to the extractor,
     which weighs them against the page's own declarations."""
     article = extract_article(html, url, template=template, encoding=encoding)
-    # Computed here, off the reactor thread: the body hash for DedupePipeline, the lines
+    # Computed here, off the reactor thread: the body hash for DedupePipeline, the story
+    # index's fingerprint of the text for StorePipeline, the lines
     # the site's template learns from for ExtractPipeline._learn (the paragraph lists
     # served only that, so they are not sent back).
-    article["content_hash"] = content_hash(article["text"])
+    fingerprint = _STORY_FINGERPRINTS.text_fingerprint(article.get("title"), article["text"])
+    article["story_fingerprint"] = fingerprint
+    article["content_hash"] = fingerprint.content_hash  # content_hash(text), from the same normalised body
     if template is not None:
         article["template_lines"] = page_lines(article)
     article.pop("paragraphs", None)
@@ -418,6 +424,7 @@ class StorePipeline:
 
     def _finish(self, item, spider, error: Exception | None):
         """Count the stored article, or turn the error into the right drop (raised)."""
+        item.pop("story_fingerprint", None)  # StoryIndex's working data, not for the output
         if isinstance(error, IntegrityError):
             # Another crawler sharing this database stored the same page a moment ago.
             drop = AlreadyStored(f"{item['url']} was stored meanwhile by another crawler")

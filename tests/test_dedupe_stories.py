@@ -272,3 +272,27 @@ def test_postgresql_decision_starts_the_callers_transaction_and_holds_the_lock(s
             assert level == ("repeatable read" if engine is not store.engine else "read committed")
         with store.engine.connect() as other:
             assert other.execute(lock).scalar() is True
+
+
+def test_a_fingerprint_made_by_the_worker_gives_the_same_decision_and_a_stale_one_is_redone(store, db_url):
+    """The extraction workers send each article's text fingerprint with it: the decision
+    is the same as one computed from the text, and a fingerprint of another title or
+    text, or of other parameters, is not used."""
+    index = StoryIndex()
+    for key in ("seed", "other_story"):
+        add(store, index, key)
+    repost = dict(ARTICLES["repost"], canonical_url=canonicalize_url(ARTICLES["repost"]["url"]))
+    with store.begin() as conn:
+        plain = index.decide(conn, dict(repost))
+    made = index.text_fingerprint(repost["title"], repost["text"])
+    assert made.content_hash == content_hash(repost["text"])
+    with store.begin() as conn:
+        assert index.decide(conn, dict(repost, story_fingerprint=made)) == plain
+        # Made from another text (the title was replaced after extraction, say): recomputed.
+        other = index.text_fingerprint(repost["title"], ARTICLES["other_story"]["text"])
+        assert index.decide(conn, dict(repost, story_fingerprint=other)) == plain
+        assert index._fingerprint_of(dict(repost, story_fingerprint=other)).source != other.source
+        # Made with other parameters: recomputed.
+        coarse = StoryIndex(bands=16).text_fingerprint(repost["title"], repost["text"])
+        assert index.decide(conn, dict(repost, story_fingerprint=coarse)) == plain
+    assert plain.evidence == "body" and not plain.is_new_story

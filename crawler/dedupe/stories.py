@@ -125,6 +125,24 @@ class StoryDecision:
     keys: tuple[int, ...] = field(default=(), repr=False)
 
 
+@dataclass(frozen=True, eq=False)
+class TextFingerprint:
+    """What a decision needs from an article's title and text (:meth:`StoryIndex.text_fingerprint`)."""
+
+    params: tuple  # (shingle size, permutations, bands) it was made with
+    source: int  # hash of the title and text it was made from
+    title_norm: str
+    title_words: frozenset
+    shingles: np.ndarray
+    signature: np.ndarray
+    content_hash: int
+    keys: dict  # band, title and lead keys (the URL keys are added by decide)
+
+
+def _source_hash(title: str | None, text: str | None) -> int:
+    return xxhash.xxh64_intdigest(((title or "") + "\x00" + (text or "")).encode("utf-8", "surrogatepass"))
+
+
 @dataclass
 class _Doc:
     title_words: frozenset
@@ -218,30 +236,57 @@ class StoryIndex:
 
     # -- keys ------------------------------------------------------------------------
 
-    def _doc(self, article: dict) -> tuple[_Doc, str]:
-        body = normalize_text(article.get("text") or "")
-        title_norm = normalize_text(article.get("title") or "")
-        source = article.get("source_url")
-        doc = _Doc(title_words=frozenset(title_norm.split()),
-                   shingles=shingle_array(body, self.shingle_size),
-                   canonical_url=article.get("canonical_url") or (
-                       canonicalize_url(article["url"]) if article.get("url") else None),
-                   source_url=canonicalize_url(source) if _article_like(source) else None,
-                   title_norm=title_norm)
-        return doc, body
-
-    def _keys(self, doc: _Doc, body: str, signature: np.ndarray) -> dict[int, str]:
+    def text_fingerprint(self, title: str | None, text: str | None) -> TextFingerprint:
+        """The part of a decision that depends only on the article's title and text: pure
+        and the costliest part, so the extraction workers compute it (see
+        ``crawler.pipelines._extract``) and :meth:`decide` takes it from the item."""
+        body = normalize_text(text or "")
+        title_norm = normalize_text(title or "")
+        shingles = shingle_array(body, self.shingle_size)
+        signature = minhash_of_shingles(shingles, self.num_perm)
         keys: dict[int, str] = {}
-        if len(doc.shingles):
+        if len(shingles):
             raw, size, digest = signature.astype("<u4").tobytes(), 4 * self.rows, xxhash.xxh64_intdigest
             hashes = np.array([digest(raw[band * size:(band + 1) * size], band + 1) for band in range(self.bands)],
                               dtype=np.uint64)
             keys = dict.fromkeys(hashes.view(np.int64).tolist(), "band")  # as signed BIGINTs
-        if len(doc.title_words) >= _MIN_TITLE_WORDS:
-            keys[key_hash("title", doc.title_norm)] = "title"
+        title_words = frozenset(title_norm.split())
+        if len(title_words) >= _MIN_TITLE_WORDS:
+            keys[key_hash("title", title_norm)] = "title"
         lead = body.split(" ", _LEAD_WORDS)[:_LEAD_WORDS]
         if len(lead) == _LEAD_WORDS:
             keys[key_hash("lead", " ".join(lead))] = "lead"
+        return TextFingerprint(params=self._params, source=_source_hash(title, text), title_norm=title_norm,
+                               title_words=title_words, shingles=shingles, signature=signature,
+                               content_hash=content_hash_of_normalized(body), keys=keys)
+
+    @property
+    def _params(self) -> tuple:
+        return (self.shingle_size, self.num_perm, self.bands)
+
+    def _fingerprint_of(self, article: dict) -> TextFingerprint:
+        """The item's fingerprint when it was made from this title and text with these
+        parameters, else one computed now."""
+        title, text = article.get("title"), article.get("text")
+        made = article.get("story_fingerprint")
+        if isinstance(made, TextFingerprint) and made.params == self._params \
+                and made.source == _source_hash(title, text):
+            return made
+        return self.text_fingerprint(title, text)
+
+    def _doc(self, article: dict) -> tuple[_Doc, TextFingerprint]:
+        fp = self._fingerprint_of(article)
+        source = article.get("source_url")
+        doc = _Doc(title_words=fp.title_words, shingles=fp.shingles,
+                   canonical_url=article.get("canonical_url") or (
+                       canonicalize_url(article["url"]) if article.get("url") else None),
+                   source_url=canonicalize_url(source) if _article_like(source) else None,
+                   title_norm=fp.title_norm)
+        return doc, fp
+
+    @staticmethod
+    def _keys(doc: _Doc, fp: TextFingerprint) -> dict[int, str]:
+        keys = dict(fp.keys)
         for url in (doc.canonical_url, doc.source_url):
             if url:
                 keys[key_hash("url", url)] = "url"
@@ -364,10 +409,9 @@ class StoryIndex:
 
     def decide(self, conn: Connection, article: dict) -> StoryDecision:
         """Which story ``article`` belongs to (reads only; call :meth:`record` after the insert)."""
-        doc, body = self._doc(article)
-        signature = minhash_of_shingles(doc.shingles, self.num_perm)
-        chash = content_hash_of_normalized(body)
-        keys = self._keys(doc, body, signature)
+        doc, fp = self._doc(article)
+        signature, chash = fp.signature, fp.content_hash
+        keys = self._keys(doc, fp)
 
         matches: list[tuple[str, float, int, str]] = []  # (evidence, score, id, story)
         revision_of = None
@@ -526,4 +570,4 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-__all__ = ["StoryDecision", "StoryIndex", "content_hash_of_normalized", "story_info"]
+__all__ = ["StoryDecision", "StoryIndex", "TextFingerprint", "content_hash_of_normalized", "story_info"]
