@@ -177,14 +177,17 @@ def test_source_link_closing_the_body_but_not_in_the_footer():
     "/news/1", "/", "", "  /a  ", "page.html", "../up", "?page=2", "/wiki/File:x.png", "a/b:c",
     "//wire.example/a/1", "https://wire.example/a", "HTTPS://wire.example/a", "wire:x", "/\t/wire.example/a",
     "\n//wire.example/a", "/\n/wire.example/a", "\x01//wire.example/a", "\x1f//wire.example/a", "/\\wire.example",
+    "https://www.site.example/a", "http://www.site.example", "//www.site.example?q", "https://www.site.example#x",
+    "https://www.site.example.evil/a", "https://www.site.example@evil.example/", "http://127.0.0.1:8000/a",
+    "//127.0.0.1:8000", "https://127.0.0.1:8001/", "http://site.example/a", "https://site.example:443/a",
 ])
 @pytest.mark.parametrize("base", ["https://www.site.example/x", "http://127.0.0.1:8000/a/b/", "http://site.example"])
 def test_links_skipped_as_same_site_are_same_site(href, base):
     from urllib.parse import urljoin
 
-    from crawler.extract.source import _stays_on_host, same_publisher
+    from crawler.extract.source import _base_netloc, _stays_on_host, same_publisher
 
-    if _stays_on_host(href.strip()):
+    if _stays_on_host(href.strip(), _base_netloc(base)):
         target = urljoin(base, href.strip())
         assert target.startswith("http") and same_publisher(target, base)
 
@@ -195,7 +198,8 @@ def test_relative_links_skipped_and_foreign_ones_kept():
             '<p>Quelle: <a href="//dpa.example/meldung/5">dpa</a></p></article>')
     assert source_from_links(page(body=body), "https://www.site.example/x") == (
         "https://dpa.example/meldung/5", "Quelle: dpa")
-    body = '<article><p><a href="/a/1">Source link</a></p></article>'
+    body = ('<article><p><a href="/a/1">Source link</a></p><p><a href="https://www.site.example/b">Source</a></p>'
+            '<p>Via <a href="//www.site.example/c">us</a></p></article>')
     assert source_from_links(page(body=body), "https://www.site.example/x") == (None, None)
 
 

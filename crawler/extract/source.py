@@ -10,7 +10,9 @@ articles get None.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
 
 from crawler.extract.metadata import registered_domain
 from crawler.extract.normalize import normalize_text
@@ -61,29 +63,71 @@ def _label_start(block) -> bool:
     return bool(head) and bool(_LABEL.match(normalize_text(head)))
 
 
-def _stays_on_host(href: str) -> bool:
-    """Whether ``urljoin(base, href)`` keeps the host of any http(s) base: a reference with
-    neither scheme (a ":" before any "/") nor authority ("//"), and none of the characters
-    urlsplit removes (tabs, line breaks) or strips (leading controls) that could make one."""
+def _stays_on_host(href: str, netloc: str) -> bool:
+    """Whether ``urljoin(base, href)`` keeps the host of an http(s) base whose authority
+    (urlsplit's netloc) is ``netloc``: a reference with neither scheme (a ":" before any
+    "/") nor authority ("//"), or one whose authority is ``netloc`` itself under http(s);
+    and none of the characters urlsplit removes (tabs, line breaks) or strips (leading
+    controls) that could make another."""
     if not href:
         return True  # the base itself
-    if href[0] <= " " or href.startswith("//") or "\t" in href or "\n" in href or "\r" in href:
+    if href[0] <= " " or "\t" in href or "\n" in href or "\r" in href:
         return False
-    colon = href.find(":")
-    return colon < 0 or 0 <= href.find("/") < colon
+    if href[0] == "/":
+        if href[1:2] != "/":
+            return True
+        start = 2
+    else:
+        colon = href.find(":")
+        if colon < 0 or 0 <= href.find("/") < colon:
+            return True
+        if href.startswith("https://"):
+            start = 8
+        elif href.startswith("http://"):
+            start = 7
+        else:
+            return False
+    end = len(href)
+    for delimiter in "/?#":
+        found = href.find(delimiter, start)
+        if 0 <= found < end:
+            end = found
+    return href[start:end] == netloc
+
+
+def _base_netloc(url: str) -> str | None:
+    """The authority of an http(s) page URL as urljoin reads it (None for other URLs)."""
+    if not url.startswith(("http://", "https://")):
+        return None
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return None
+
+
+def _may_cite(href: str | None, netloc: str | None) -> bool:
+    """Whether a link with this href can be a source link at all. A link into the page's
+    own site never is (same_publisher below): the site's own links (most links of a page)
+    are skipped before their text is read."""
+    if not href or href.lstrip().startswith(("#", "javascript:", "mailto:")):
+        return False
+    return netloc is None or not _stays_on_host(href.strip(), netloc)
+
+
+# The hrefs of tree.iter("a"), as plain strings: no element objects made for them.
+_HREFS = etree.XPath("descendant-or-self::a/@href", smart_strings=False)
 
 
 def source_from_links(tree, url: str) -> tuple[str | None, str | None]:
     """(source URL, the text of the block that carried it) from a closing source link."""
     found = (None, None)
-    # A link into the page's own site is never the source (same_publisher below): the
-    # site's relative links (most links of a page) are skipped before their text is read.
-    http_base = url.startswith(("http://", "https://"))
+    netloc = _base_netloc(url)
+    candidates = {href for href in _HREFS(tree) if _may_cite(href, netloc)}
+    if not candidates:
+        return found  # the common case: only on-site links and anchors
     for link in tree.iter("a"):
         href = link.get("href")
-        if not href or href.lstrip().startswith(("#", "javascript:", "mailto:")):
-            continue
-        if http_base and _stays_on_host(href.strip()):
+        if href not in candidates:
             continue
         raw_text = link.text_content()
         if len(raw_text) > 80:
