@@ -84,6 +84,26 @@ def quiet_below(level: str | int) -> None:
         scrapy_logger.setLevel(level)
 
 
+def start_extraction_workers(settings: Settings) -> None:
+    """Start the extraction workers now, if the crawl will use them: each loads the
+    extractor and its language model (~1 s of CPU) while Scrapy starts up and fetches
+    the feeds, instead of when the first feed waits for them."""
+    workers = settings.getint("EXTRACT_WORKERS", 0)  # feeds are parsed by them too
+    if workers <= 0:
+        return
+    import threading
+
+    from crawler.extract.workers import extraction_pool
+
+    def start() -> None:
+        pool = extraction_pool(workers)
+        for _ in range(workers):  # the pool starts a worker per task waiting, up to its size
+            pool.submit(int)
+
+    # Starting a worker waits for the forkserver: in a thread, beside Scrapy's start-up.
+    threading.Thread(target=start, name="newswatch-workers-start", daemon=True).start()
+
+
 def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = None) -> dict:
     """Run one crawl in this process (blocking, starts and stops the reactor); the stats."""
     from scrapy.crawler import CrawlerProcess
@@ -92,6 +112,7 @@ def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = No
 
     for handler in list(logging.root.handlers):  # Scrapy installs its own, honouring LOG_LEVEL
         logging.root.removeHandler(handler)
+    start_extraction_workers(settings)
     process = CrawlerProcess(settings)
     quiet_below(settings.get("LOG_LEVEL") or "DEBUG")
     crawler = process.create_crawler(FeedsSpider)
