@@ -232,6 +232,34 @@ def test_prompt_prefilter_lets_every_prompt_through(line):
     assert is_boilerplate(line)
 
 
+def _all_test_pages():
+    data = Path(__file__).parent / "data"
+    for path in sorted(data.rglob("*.htm*")):
+        raw = path.read_bytes()
+        yield path.name, gzip.decompress(raw) if path.suffix == ".gz" else raw
+
+
+def test_one_walk_finds_what_the_xpath_searches_found():
+    from crawler.extract.metadata import _first_title, _h1s, forget_page, json_ld_objects, page_elements
+
+    for name, raw in _all_test_pages():
+        tree = load_html(decode_html(raw))
+        try:
+            for tag in ("meta", "script", "title", "h1", "link"):
+                assert page_elements(tree, tag) == tree.xpath(f"//{tag}"), (name, tag)
+            assert _first_title(tree) is tree.find(".//title"), name
+            assert _h1s(tree) == tree.xpath("//h1"), name
+            scripts = tree.xpath('//script[@type="application/ld+json"]')
+            assert len(json_ld_objects(tree)) >= bool(scripts and any((s.text or "").strip() for s in scripts)), name
+            # From an element below the root, the document-wide searches are kept.
+            body = tree.find(".//body")
+            if body is not None:
+                assert _h1s(body) == tree.xpath("//h1"), name
+                assert _first_title(body) is body.find(".//title"), name
+        finally:
+            forget_page()
+
+
 # -- benchmark scoring ---------------------------------------------------------------------------
 
 def test_shingle_scoring_as_the_benchmark_readme_says():

@@ -23,6 +23,44 @@ ARTICLE_TYPES = frozenset({"article", "newsarticle", "blogposting", "reportagene
 
 
 _META_CACHE: list = [None, {}]  # (tree, {name: [contents]}) of the page being extracted
+# (tree, {tag: [elements]}) of the page being extracted: the head elements metadata reads,
+# found by one walk of the page instead of one walk (or XPath search) each.
+_ELEMENT_CACHE: list = [None, {}]
+_PAGE_TAGS = ("meta", "script", "title", "h1", "link")
+
+
+def page_elements(tree, tag: str) -> list:
+    """The ``tag`` elements (one of _PAGE_TAGS) of the whole page ``tree`` is the root of,
+    in document order: what ``tree.xpath("//tag")`` returns, or ``tree.iter(tag)``.
+    Only for a document's root element (see _is_page_root); read-only use."""
+    if _ELEMENT_CACHE[0] is not tree:
+        found: dict[str, list] = {name: [] for name in _PAGE_TAGS}
+        for el in tree.iter(*_PAGE_TAGS):
+            found[el.tag].append(el)
+        _ELEMENT_CACHE[0], _ELEMENT_CACHE[1] = tree, found
+    return _ELEMENT_CACHE[1][tag]
+
+
+def _is_page_root(tree) -> bool:
+    """Whether ``tree`` is its document's root element: then the document-wide XPath
+    ``//tag`` and ``tree.iter(tag)`` find the same elements (from a sub-element they
+    would not)."""
+    return _ELEMENT_CACHE[0] is tree or tree.getroottree().getroot() is tree
+
+
+def _first_title(tree):
+    """``tree.find(".//title")``."""
+    if not _is_page_root(tree):
+        return tree.find(".//title")
+    for el in page_elements(tree, "title"):
+        if el is not tree:  # ".//" searches below the element only
+            return el
+    return None
+
+
+def _h1s(tree) -> list:
+    """``tree.xpath("//h1")``."""
+    return page_elements(tree, "h1") if _is_page_root(tree) else tree.xpath("//h1")
 
 
 def meta_values(tree) -> dict[str, list[str]]:
@@ -30,7 +68,7 @@ def meta_values(tree) -> dict[str, list[str]]:
     if _META_CACHE[0] is tree:
         return _META_CACHE[1]
     values: dict[str, list[str]] = {}
-    for el in tree.iter("meta"):
+    for el in (page_elements(tree, "meta") if _is_page_root(tree) else tree.iter("meta")):
         content = el.get("content")
         if not content:
             continue
@@ -46,8 +84,10 @@ def meta_values(tree) -> dict[str, list[str]]:
 
 
 def forget_page() -> None:
-    """Release the cached meta tags of the last page (called when its extraction ends)."""
+    """Release the cached meta tags and elements of the last page (called when its
+    extraction ends)."""
     _META_CACHE[0], _META_CACHE[1] = None, {}
+    _ELEMENT_CACHE[0], _ELEMENT_CACHE[1] = None, {}
 
 
 def meta_content(tree, *names: str) -> str | None:
@@ -77,7 +117,11 @@ def json_ld_objects(tree) -> list[dict]:
                 if isinstance(node.get(key), (list, dict)):
                     walk(node[key], depth + 1)
 
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
+    if _is_page_root(tree):
+        scripts = [el for el in page_elements(tree, "script") if el.get("type") == "application/ld+json"]
+    else:
+        scripts = tree.xpath('//script[@type="application/ld+json"]')
+    for script in scripts:
         raw = (script.text or "").strip()
         if not raw:
             continue
@@ -129,7 +173,7 @@ def extract_site_name(tree, objects: list[dict]) -> str | None:
             if name:
                 return name
     # "<h1> – Site Name" in <title>: the suffix is the site's name.
-    title_el = tree.find(".//title")
+    title_el = _first_title(tree)
     page_title = normalize_text(title_el.text_content()) if title_el is not None else ""
     headline = meta_content(tree, "og:title") or normalize_text(tree.xpath("string(//h1)"))
     if page_title and headline and len(headline) > 10 and page_title.startswith(headline):
@@ -170,11 +214,11 @@ def strip_site_suffix(title: str, site_name: str | None, host: str) -> str:
 
 
 def extract_title(tree, objects: list[dict], site_name: str | None, host: str) -> str | None:
-    h1s = [normalize_text(h.text_content()) for h in tree.xpath("//h1")]
+    h1s = [normalize_text(h.text_content()) for h in _h1s(tree)]
     h1s = [h for h in h1s if h]
     candidates = [meta_content(tree, "og:title", "twitter:title")]
     candidates += [_ld_name(o.get("headline")) for o in ld_articles(objects)]
-    title_el = tree.find(".//title")
+    title_el = _first_title(tree)
     page_title = normalize_text(title_el.text_content()) if title_el is not None else None
     # A <title> that is the h1 plus a suffix: the h1 is the headline.
     if page_title:
@@ -191,7 +235,12 @@ def extract_title(tree, objects: list[dict], site_name: str | None, host: str) -
 # -- URLs, language ----------------------------------------------------------------------
 
 def extract_canonical(tree, url: str) -> str | None:
-    for href in tree.xpath('//link[@rel="canonical"]/@href'):
+    if _is_page_root(tree):
+        hrefs = [el.get("href") for el in page_elements(tree, "link") if el.get("rel") == "canonical"]
+        hrefs = [href for href in hrefs if href is not None]
+    else:
+        hrefs = tree.xpath('//link[@rel="canonical"]/@href')
+    for href in hrefs:
         href = href.strip()
         if href and not href.startswith(("javascript:", "#")):
             return urljoin(url, href)
