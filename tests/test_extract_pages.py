@@ -137,24 +137,6 @@ def test_not_an_article_crosses_process_boundaries():
             pool.submit(extract_article, html, expected["url"]).result(timeout=60)
 
 
-def test_extraction_workers_inherit_the_loaded_extractor_from_the_forkserver():
-    import time
-
-    from crawler.extract.workers import extraction_pool, shutdown_pool
-
-    html, expected = load_case("news-jsonld")
-    try:
-        pool = extraction_pool(1)
-        article = pool.submit(extract_article, html, expected["url"]).result(timeout=60)
-        # CPU time of the worker so far: its start-up and one page. Loading py3langid's
-        # model alone costs ~0.7 s; the forkserver did it before forking the worker.
-        worker_cpu = pool.submit(time.process_time).result(timeout=60)
-    finally:
-        shutdown_pool()
-    assert article == extract_article(html, expected["url"])
-    assert worker_cpu < 0.3
-
-
 def test_extraction_workers_exit_when_their_owner_is_killed(tmp_path):
     import os
     import signal

@@ -8,10 +8,6 @@ crawler itself: the crawler has threads (Twisted's pool, the scheduler), and for
 threaded process can copy a lock some other thread held. A pool whose worker died is
 replaced on the next call. Workers exit when the process that started them is gone,
 even if it was killed (SIGKILL runs no clean-up).
-
-The forkserver itself imports this module before it forks anything (its preload list),
-and that import loads the extractor and py3langid's model there: every worker forked
-from it inherits them, and starts without paying for them again.
 """
 
 from __future__ import annotations
@@ -20,16 +16,11 @@ import atexit
 import logging
 import multiprocessing
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 logger = logging.getLogger(__name__)
-
-# Where the functions sent to the workers live (crawler.pipelines._extract,
-# crawler.spiders.parsing.feed_entries).
-WORKER_MODULES = ("crawler.pipelines", "crawler.spiders.parsing")
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -45,12 +36,7 @@ def extraction_pool(workers: int) -> ProcessPoolExecutor:
             _pool.shutdown(wait=False, cancel_futures=True)
             _pool = None
         if _pool is None:
-            context = multiprocessing.get_context("forkserver")
-            # Applies when the forkserver starts (with the first worker); "__main__" is
-            # multiprocessing's default. The modules of the functions workers run come
-            # next: a worker would import them (~0.2 s of CPU) to unpickle its first task.
-            context.set_forkserver_preload(["__main__", __name__, *WORKER_MODULES])
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
                                         initializer=_start_worker, initargs=(os.getpid(),))
             _size = workers
         return _pool
@@ -65,33 +51,13 @@ def shutdown_pool() -> None:
             _pool = None
 
 
-def _load_extractor() -> None:
-    """Import the extractor and load py3langid's model (a no-op once loaded)."""
+def _start_worker(owner: int) -> None:
+    """In each new worker: watch the process that owns the pool, and load what every
+    extraction needs once."""
+    threading.Thread(target=_exit_with, args=(owner,), name="owner-watch", daemon=True).start()
     from crawler.extract import detect_language
 
     detect_language("A few words of text that load the language identification model.")
-
-
-def _start_worker(owner: int) -> None:
-    """In each new worker: watch the process that owns the pool, and load what every
-    extraction needs once (inherited from the forkserver, normally)."""
-    threading.Thread(target=_exit_with, args=(owner,), name="owner-watch", daemon=True).start()
-    _load_extractor()
-
-
-def _imported_by_forkserver() -> bool:
-    """Whether this import runs under multiprocessing's forkserver main loop (its preload,
-    or a process it forked) rather than in the crawler."""
-    forkserver = sys.modules.get("multiprocessing.forkserver")
-    main = getattr(forkserver, "main", None)
-    if main is None:
-        return False
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is main.__code__:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _exit_with(owner: int, every: float = 1.0) -> None:
@@ -107,9 +73,3 @@ def _exit_with(owner: int, every: float = 1.0) -> None:
 
 
 atexit.register(shutdown_pool)
-
-if _imported_by_forkserver():
-    try:
-        _load_extractor()
-    except Exception:  # noqa: BLE001 - the forkserver must start anyway: workers load it then
-        logger.exception("extraction preload failed in the forkserver")
