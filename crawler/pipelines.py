@@ -77,6 +77,7 @@ class ExtractPipeline:
         self.save_every = save_every
         self.pool: ProcessPoolExecutor | None = None
         self.templates: dict[str, SiteTemplate] = {}
+        self._saving: set[Deferred] = set()  # template saves running in threads
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -94,6 +95,10 @@ class ExtractPipeline:
 
     def close(self, spider=None):
         self.pool = None  # the workers stay for the process's next crawl
+        if self._saving:  # saves still being written by their threads: after them
+            from twisted.internet.defer import DeferredList
+
+            return DeferredList(list(self._saving)).addBoth(lambda _: self._save_templates())
         self._save_templates()
 
     def _template(self, url: str) -> tuple[str, SiteTemplate | None]:
@@ -116,16 +121,24 @@ class ExtractPipeline:
         else:
             template.learn_lines(lines)
         if template.new_pages >= self.save_every:
+            # Written by a thread: on the reactor thread it would wait for the database
+            # (on SQLite, for the write lock the store's batch holds) and stall the crawl.
+            from twisted.internet.threads import deferToThread
+
+            saving = deferToThread(self._save_increments, site, template.take_increments())
+            self._saving.add(saving)
+            saving.addBoth(lambda _: self._saving.discard(saving))
+
+    def _save_increments(self, site: str, increments: SiteTemplate) -> None:
+        try:
             with self.store.begin() as conn:
-                save_template(conn, site, template)
+                save_template(conn, site, increments)
+        except Exception:
+            logger.exception("could not save the learned template of %s", site)
 
     def _save_templates(self) -> None:
         for site, template in self.templates.items():
-            try:
-                with self.store.begin() as conn:
-                    save_template(conn, site, template)
-            except Exception:
-                logger.exception("could not save the learned template of %s", site)
+            self._save_increments(site, template.take_increments())
 
     async def process_item(self, item, spider=None):
         html, url = item.pop("html"), item["url"]

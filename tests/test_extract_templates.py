@@ -159,3 +159,36 @@ def test_empty_and_long_lines_are_not_learned(line):
     template = SiteTemplate()
     template.learn([line])
     assert template.pages == 1 and not template.counts
+
+
+def test_for_extraction_keeps_exactly_the_boilerplate_lines_as_the_template_learns():
+    """for_extraction looks only at lines seen on MIN_PAGES pages or more (kept as they
+    are learned); what it keeps is every line the full rule calls boilerplate."""
+    import random
+
+    from crawler.extract.templates import MIN_PAGES, MIN_SHARE, SiteTemplate
+
+    rng = random.Random(5)
+    template = SiteTemplate(pages=3, counts={1: 3, 2: 1})  # as load_template fills one
+    for page in range(300):
+        lines = [(fp, f"line {fp}") for fp in rng.sample(range(40), 12)]
+        lines += [(100, "menu"), (101, "footer")] if page % 5 else []
+        template.learn_lines(lines)
+        if page % 7 == 0:
+            expected = {fp: n for fp, n in template.counts.items()
+                        if template.active and n >= MIN_PAGES and n >= MIN_SHARE * template.pages}
+            copy = template.for_extraction()
+            assert copy.counts == expected and copy.pages == template.pages
+    assert {100, 101} <= set(template.for_extraction().counts)
+
+
+def test_take_increments_hands_over_the_counts_since_the_last_save():
+    from crawler.extract.templates import SiteTemplate
+
+    template = SiteTemplate()
+    template.learn_lines([(1, "a"), (2, "b")])
+    template.learn_lines([(1, "a")])
+    increments = template.take_increments()
+    assert (increments.pages, increments.new_pages, increments.new_counts) == (2, 2, {1: 2, 2: 1})
+    assert increments.samples == {1: "a", 2: "b"}
+    assert (template.new_pages, template.new_counts, template.counts) == (0, {}, {1: 2, 2: 1})

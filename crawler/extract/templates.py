@@ -107,6 +107,10 @@ class SiteTemplate:
     # Increments since the last save (what save_template adds to the database).
     new_pages: int = 0
     new_counts: dict[int, int] = field(default_factory=dict)
+    # Lines seen on MIN_PAGES pages or more (counts only grow, so a line never leaves):
+    # the only ones for_extraction has to look at. Built on first use; kept up to date
+    # by learn_lines, so change ``counts`` directly only before that.
+    _frequent: set | None = field(default=None, init=False, repr=False, compare=False)
 
     def learn(self, blocks) -> None:
         """Count one page's paragraphs (or text blocks)."""
@@ -114,10 +118,13 @@ class SiteTemplate:
 
     def learn_lines(self, lines: list[tuple[int, str]]) -> None:
         """Count one page's lines, given as :func:`line_fingerprints` made them."""
+        frequent = self._frequent
         for fp, sample in lines:
-            self.counts[fp] = self.counts.get(fp, 0) + 1
+            count = self.counts[fp] = self.counts.get(fp, 0) + 1
             self.new_counts[fp] = self.new_counts.get(fp, 0) + 1
             self.samples.setdefault(fp, sample)
+            if count == MIN_PAGES and frequent is not None:
+                frequent.add(fp)
         self.pages += 1
         self.new_pages += 1
         if len(self.counts) > MAX_ENTRIES:
@@ -127,6 +134,8 @@ class SiteTemplate:
         for fp in [fp for fp, n in self.counts.items() if n <= 1 and fp not in self.new_counts]:
             del self.counts[fp]
             self.samples.pop(fp, None)
+            if self._frequent is not None:
+                self._frequent.discard(fp)
 
     @property
     def active(self) -> bool:
@@ -149,13 +158,25 @@ class SiteTemplate:
 
     def for_extraction(self) -> "SiteTemplate":
         """A small copy holding only the boilerplate lines: cheap to send to a worker process."""
-        keep = {fp: n for fp, n in self.counts.items()
-                if self.active and n >= MIN_PAGES and n >= MIN_SHARE * self.pages}
+        if not self.active:
+            return SiteTemplate(pages=self.pages)
+        if self._frequent is None:
+            self._frequent = {fp for fp, n in self.counts.items() if n >= MIN_PAGES}
+        counts, share = self.counts, MIN_SHARE * self.pages
+        keep = {fp: counts[fp] for fp in self._frequent if counts[fp] >= share}
         return SiteTemplate(pages=self.pages, counts=keep)
 
     def mark_saved(self) -> None:
         self.new_pages = 0
         self.new_counts = {}
+
+    def take_increments(self) -> "SiteTemplate":
+        """The counts added since the last save, as a template of their own for
+        :func:`save_template` (which can then run in another thread), and start anew."""
+        increments = SiteTemplate(pages=self.pages, new_pages=self.new_pages, new_counts=self.new_counts,
+                                  samples={fp: self.samples.get(fp, "") for fp in self.new_counts})
+        self.mark_saved()
+        return increments
 
 
 def learn_from_page(template: SiteTemplate, article: dict) -> SiteTemplate:
