@@ -5,9 +5,11 @@ the median of ``--repeat`` runs (interleaved, so that a burst of load elsewhere 
 machine does not hit one contender only):
 
 1. the baseline: bare Scrapy + trafilatura, 2 processes (half of the feeds each);
-2. ``newswatch crawl`` of every feed into a fresh SQLite database, with ``--subscriptions``
-   subscriptions (JSONL target) active;
-3. the same into a private schema of PostgreSQL (skipped if the server does not answer);
+2. ``newswatch crawl --processes 2`` of every feed into a fresh SQLite database, with
+   ``--subscriptions`` subscriptions (JSONL target) active (``--processes`` sets the 2);
+   2a. the same in one process with its 2 extraction workers (``--processes 1``, the
+   default of ``newswatch crawl`` and the daemon's way);
+3. the same as 2 into a private schema of PostgreSQL (skipped if the server does not answer);
 4. news-please on ``--sample`` of the same pages, 2 processes;
 
 then prints a table (pages/s, CPU %, peak RSS and PSS of all processes of the run) and
@@ -53,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the median is shown")
     parser.add_argument("--subscriptions", type=int, default=1000, help="active subscriptions (default 1000)")
     parser.add_argument("--sample", type=int, default=100, help="pages given to news-please (default 100)")
-    parser.add_argument("--only", default="baseline,sqlite,postgresql,peer",
-                        help="comma-separated contenders to run (baseline, sqlite, postgresql, peer)")
+    parser.add_argument("--only", default="baseline,sqlite,sqlite1,postgresql,peer",
+                        help="comma-separated contenders to run (baseline, sqlite, sqlite1, postgresql, peer)")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="crawler processes of contenders 2 and 3 (newswatch crawl --processes; default 2)")
     parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the newswatch crawls (passed on as `newswatch crawl -s`)")
     parser.add_argument("--send", action="store_true",
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         only.discard("postgresql")
     extra_args = [arg for pair in args.set for arg in ("-s", pair)] + ([] if args.send else ["--no-send"])
     workdir = Path(tempfile.mkdtemp(prefix="newswatch-bench-"))
-    results: dict[str, list[Result]] = {name: [] for name in ("baseline", "sqlite", "postgresql", "peer")}
+    results: dict[str, list[Result]] = {name: [] for name in ("baseline", "sqlite", "sqlite1", "postgresql", "peer")}
+    processes = ["--processes", str(args.processes)]
     logger.info("generating and serving %d articles in %d templates ...", args.articles, args.templates)
     with ServedNewsroom(args.articles, args.templates) as served:
         room = served.room
@@ -137,16 +142,27 @@ def main(argv: list[str] | None = None) -> int:
             if "sqlite" in only:
                 db = workdir / f"sqlite-{run}.db"
                 result = run_newswatch(served, f"sqlite:///{db}", workdir, queries,
-                                       "2 newswatch crawl, SQLite", extra_args)
+                                       f"2 newswatch crawl --processes {args.processes}, SQLite",
+                                       extra_args + processes)
                 results["sqlite"].append(result)
                 logger.info("run %d sqlite: %s in %.1f s", run, result.extra, result.measurement.wall)
                 if not args.keep:
                     for suffix in ("", "-wal", "-shm"):
                         Path(f"{db}{suffix}").unlink(missing_ok=True)
+            if "sqlite1" in only:
+                db = workdir / f"sqlite1-{run}.db"
+                result = run_newswatch(served, f"sqlite:///{db}", workdir, queries,
+                                       "2a same, 1 process + 2 extraction workers", extra_args + ["--processes", "1"])
+                results["sqlite1"].append(result)
+                logger.info("run %d sqlite, one process: %s in %.1f s", run, result.extra, result.measurement.wall)
+                if not args.keep:
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{db}{suffix}").unlink(missing_ok=True)
             if "postgresql" in only:
                 with PostgresSchema() as pg:
-                    result = run_newswatch(served, pg.url, workdir, queries, "3 newswatch crawl, PostgreSQL",
-                                           extra_args)
+                    result = run_newswatch(served, pg.url, workdir, queries,
+                                           f"3 newswatch crawl --processes {args.processes}, PostgreSQL",
+                                           extra_args + processes)
                 results["postgresql"].append(result)
                 logger.info("run %d postgresql: %s in %.1f s", run, result.extra, result.measurement.wall)
             if "peer" in only:
@@ -170,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_table([(r[0].name, r) for r in results.values() if r]))
     print()
-    for key in ("sqlite", "postgresql"):
+    labels = {"sqlite": "ratio 2/1 (sqlite)", "sqlite1": "ratio 2a/1 (sqlite, one process)",
+              "postgresql": "ratio 3/1 (postgresql)"}
+    for key, label in labels.items():
         if results[key]:
-            print(ratio_line(f"ratio 2/1 ({key})" if key == "sqlite" else "ratio 3/1 (postgresql)",
-                             results[key], results["baseline"], TARGET_BASELINE))
+            print(ratio_line(label, results[key], results["baseline"], TARGET_BASELINE))
     print(ratio_line("ratio 2/4 (sqlite / news-please)", results["sqlite"], results["peer"], TARGET_PEER))
-    for key in ("sqlite", "postgresql"):
+    for key in ("sqlite", "sqlite1", "postgresql"):
         if results[key]:
             peak = max(r.measurement.peak_rss for r in results[key]) / 2**20
             verdict = "OK" if peak < MEMORY_LIMIT_MB else "OVER"

@@ -1,6 +1,6 @@
 """The `newswatch` command.
 
-    newswatch crawl URL... [--db DB] [--watch QUERY]... [-o FILE.jsonl|-]
+    newswatch crawl URL... [--db DB] [--watch QUERY]... [-o FILE.jsonl|-] [--processes N]
     newswatch extract PATH_OR_URL [--url URL]
     newswatch subs add|list|show|rm|pause|resume|test|backtest ...
     newswatch alerts list [--failed] | retry [ID...] | send
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a Scrapy/newswatch setting")
     crawl.add_argument("--no-send", action="store_true",
                        help="leave the alerts this crawl queued in the outbox (for the daemon)")
+    crawl.add_argument("--processes", type=int, metavar="N",
+                       help="split the sources over N crawler processes, each extracting in-process "
+                            "(0: one per CPU; default: the CRAWL_PROCESSES setting, 1)")
+    crawl.add_argument("--summary-file", help=argparse.SUPPRESS)  # a process of --processes N
     crawl.set_defaults(func=cmd_crawl)
 
     extract = commands.add_parser("extract", help="print the clean article of a saved page or URL")
@@ -75,14 +80,28 @@ def cmd_crawl(args) -> int:
             raise ConfigError(f"--watch: {exc}") from exc
     overrides = parse_overrides(args.set)
     overrides.setdefault("LOG_LEVEL", _log_level(args.verbose))
-    overrides["PROGRESS_ENABLED"] = progress_enabled()
+    overrides["PROGRESS_ENABLED"] = progress_enabled() and not args.summary_file
     settings = build_settings(args.db, args.watch, args.output, overrides)
+    processes = args.processes if args.processes is not None else settings.getint("CRAWL_PROCESSES", 1)
+    if processes <= 0:
+        processes = os.cpu_count() or 1
+    if processes > 1 and len(args.urls) > 1:
+        from crawler.shards import crawl_in_processes
+
+        code, summary = crawl_in_processes(args, processes, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8))
+        print(format_summary(summary), file=sys.stderr)
+        if not args.no_send:
+            _send_due_alerts(settings)
+        return code
     from crawler.monitoring import flush_sentry, init_sentry
 
     init_sentry()  # errors of this crawl reach Sentry when SENTRY_DSN is set
     stats = crawl_once(args.urls, settings)
     flush_sentry()
     summary = summarize(stats)
+    if args.summary_file:  # one of the processes of --processes N: the parent prints the total
+        Path(args.summary_file).write_text(json.dumps(summary), encoding="utf-8")
+        return 0
     print(format_summary(summary), file=sys.stderr)
     if not args.no_send:
         _send_due_alerts(settings)

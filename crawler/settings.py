@@ -35,6 +35,7 @@ ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 400,
 }
 EXTRACT_WORKERS = 2  # worker processes for extraction; 0 extracts on the reactor thread
+CRAWL_PROCESSES = 1  # `newswatch crawl`: crawler processes the sources are split over (0: one per CPU)
 EXTRACT_LEARN_TEMPLATES = True  # learn each site's repeated boilerplate and remove it
 EXTRACT_TEMPLATE_SAVE_EVERY = 20  # pages of a site between saves of its learned template
 DEDUPE_NEAR_THRESHOLD = 0.5

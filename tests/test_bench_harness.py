@@ -105,11 +105,12 @@ def test_baseline_fetches_every_page_once(served, tmp_path):
     assert sum(after[p] - before[p] for p in served.room.feed_paths()) == len(served.room.feeds)
 
 
-def test_crawl_stores_every_article_exactly_once(served, tmp_path):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_crawl_stores_every_article_exactly_once(served, tmp_path, processes):
     queries = generate_queries(served.room, 50)
     before = served.requests()
     result = run_newswatch(served, f"sqlite:///{tmp_path / 'bench.db'}", tmp_path, queries, "crawl",
-                           ["--no-send"])
+                           ["--no-send", "--processes", processes])
     after = served.requests()
     assert result.extra["errors"] == 0
     assert result.extra["articles"] == result.extra["urls"] == result.extra["new"] == ARTICLES
