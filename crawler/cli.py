@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--processes", type=int, metavar="N",
                        help="split the sources over N crawler processes, each extracting in-process "
                             "(0: one per CPU; default: the CRAWL_PROCESSES setting, 1)")
-    crawl.add_argument("--summary-file", help=argparse.SUPPRESS)  # a process of --processes N
+    crawl.add_argument("--summary-file", help=argparse.SUPPRESS)  # a process of --processes N ...
+    crawl.add_argument("--hosts-shared-by", type=int, default=1, help=argparse.SUPPRESS)  # ... sharing hosts
     crawl.set_defaults(func=cmd_crawl)
 
     extract = commands.add_parser("extract", help="print the clean article of a saved page or URL")
@@ -78,21 +79,19 @@ def cmd_crawl(args) -> int:
             parse_query(query)
         except NewswatchError as exc:
             raise ConfigError(f"--watch: {exc}") from exc
+    if args.processes is not None and args.processes != 1:
+        # Decided before the crawler's imports: this process only waits for the others.
+        return _crawl_in_processes(args, args.processes)
     overrides = parse_overrides(args.set)
     overrides.setdefault("LOG_LEVEL", _log_level(args.verbose))
     overrides["PROGRESS_ENABLED"] = progress_enabled() and not args.summary_file
     settings = build_settings(args.db, args.watch, args.output, overrides)
-    processes = args.processes if args.processes is not None else settings.getint("CRAWL_PROCESSES", 1)
-    if processes <= 0:
-        processes = os.cpu_count() or 1
-    if processes > 1 and len(args.urls) > 1:
-        from crawler.shards import crawl_in_processes
-
-        code, summary = crawl_in_processes(args, processes, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8))
-        print(format_summary(summary), file=sys.stderr)
-        if not args.no_send:
-            _send_due_alerts(settings)
-        return code
+    if args.processes is None and settings.getint("CRAWL_PROCESSES", 1) != 1:
+        return _crawl_in_processes(args, settings.getint("CRAWL_PROCESSES", 1))
+    if args.hosts_shared_by > 1:  # a process of --processes N: its share of the hosts' politeness
+        per_domain = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8)
+        settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", max(1, per_domain // args.hosts_shared_by),
+                     priority="cmdline")
     from crawler.monitoring import flush_sentry, init_sentry
 
     init_sentry()  # errors of this crawl reach Sentry when SENTRY_DSN is set
@@ -106,6 +105,21 @@ def cmd_crawl(args) -> int:
     if not args.no_send:
         _send_due_alerts(settings)
     return 0
+
+
+def _crawl_in_processes(args, processes: int) -> int:
+    """``newswatch crawl --processes N`` (see :mod:`crawler.shards`)."""
+    from crawler.shards import crawl_in_processes
+
+    if processes <= 0:
+        processes = os.cpu_count() or 1
+    code, summary = crawl_in_processes(args, processes)
+    print("  ".join(f"{name}={value}" for name, value in summary.items()), file=sys.stderr)
+    if not args.no_send:
+        from crawler.runner import build_settings, parse_overrides
+
+        _send_due_alerts(build_settings(args.db, args.watch, None, parse_overrides(args.set)))
+    return code
 
 
 def _send_due_alerts(settings) -> None:

@@ -10,8 +10,8 @@ Scrapy processes do.
 - Sources of one host stay in one process (one robots.txt, one politeness slot), unless
   a host has more sources than a process's fair share. Then its sources are spread, and
   each process that shares a host divides ``CONCURRENT_REQUESTS_PER_DOMAIN`` by the
-  number of processes sharing it: the host sees no more parallel requests than from one
-  process.
+  number of processes sharing it (``--hosts-shared-by``): the host sees no more parallel
+  requests than from one process.
 - Stories stay the same as in one process: processes sharing a database serialise their
   story decisions (see :mod:`crawler.dedupe.stories`), and a page two processes both
   fetched is stored once (the second is counted as already stored).
@@ -71,7 +71,7 @@ def _shared_hosts(urls: list[str], shards: list[list[int]]) -> list[int]:
     return [max(len(holders[_host(urls[index])]) for index in shard) for shard in shards]
 
 
-def crawl_in_processes(args, processes: int, per_domain: int) -> tuple[int, dict[str, int]]:
+def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
     """Run the crawl of ``args`` (``newswatch crawl``'s arguments) as ``processes``
     child crawls; (exit code, summed summary)."""
     shards = split_sources(args.urls, processes)
@@ -98,8 +98,12 @@ def crawl_in_processes(args, processes: int, per_domain: int) -> tuple[int, dict
                 command += ["-s", pair]
             # This process is its own worker: extraction and the store's batches run on
             # its reactor thread (no other thread to share the interpreter with).
-            command += ["-s", "EXTRACT_WORKERS=0", "-s", "STORE_THREAD=False",
-                        "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={max(1, per_domain // shared)}"]
+            command += ["-s", "EXTRACT_WORKERS=0", "--hosts-shared-by", str(shared)]
+            if not (args.db or os.environ.get("NEWSWATCH_DB") or "").startswith("postgresql"):
+                # SQLite answers in-process: the store's batches cost less on the reactor
+                # thread than a store thread sharing the interpreter with it. PostgreSQL's
+                # round trips keep the store thread, which waits for them off the reactor.
+                command += ["-s", "STORE_THREAD=False"]
             children.append(subprocess.Popen(command))
         logger.info("crawling %d sources in %d processes", len(args.urls), len(children))
         codes = _wait_passing_signals(children)

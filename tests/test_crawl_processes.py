@@ -55,3 +55,31 @@ def test_crawl_in_two_processes_stores_each_article_once(newsroom, sqlite_url, t
     # the second feed at most twice.
     fetched = [p for p in newsroom.requested() if p in ARTICLE_PATHS]
     assert set(fetched) == ARTICLE_PATHS and len(fetched) <= len(ARTICLE_PATHS) + 2
+
+
+def test_processes_creating_one_sqlite_database_at_once_all_succeed(tmp_path):
+    """The processes of one crawl open a new database together: creating the schema is
+    serialised by SQLite's write lock, so none finds a table half made by another."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    go = tmp_path / "go"
+    code = ("import os, sys, time\n"
+            "from crawler.store import open_store\n"
+            "print('ready', flush=True)\n"
+            f"while not os.path.exists({str(go)!r}):\n"
+            "    time.sleep(0.001)\n"
+            f"open_store({url!r})\n")
+    children = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for child in children:  # all imported, waiting: then they open the database together
+        assert child.stdout.readline().strip() == "ready"
+    go.touch()
+    results = [(child.wait(timeout=120), child.stderr.read()) for child in children]
+    for child in children:
+        child.stdout.close()
+        child.stderr.close()
+    assert [code for code, _ in results] == [0] * 6, results

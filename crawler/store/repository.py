@@ -100,6 +100,8 @@ class Store:
                 with self.engine.begin() as conn:
                     if self.dialect == "postgresql":  # serialise concurrent CREATE TABLEs
                         conn.execute(text("SELECT pg_advisory_xact_lock(7263501)"))
+                    elif self.dialect == "sqlite":  # the same: the write lock before looking
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
                     schema.metadata.create_all(conn)
                     self._add_missing_columns(conn)
                     self._add_missing_indexes(conn)
