@@ -17,7 +17,6 @@ import signal
 import sys
 
 from crawler.exceptions import ConfigError
-from crawler.runner import parse_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +69,8 @@ def cmd_run(args) -> int:
     from crawler.daemon.service import Daemon
 
     _configure_logging(getattr(args, "verbose", 0))
+    from crawler.runner import parse_overrides
+
     daemon = Daemon(_schedules_dir(args), db=args.db, overrides=parse_overrides(args.set))
     return daemon.run()
 
