@@ -166,3 +166,12 @@ def test_extraction_workers_exit_when_their_owner_is_killed(tmp_path):
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.2)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_extraction_workers_run_at_a_lower_cpu_priority_than_the_crawler():
+    import os
+
+    from crawler.extract.workers import WORKER_NICENESS, extraction_pool
+
+    pool = extraction_pool(1)
+    assert pool.submit(os.nice, 0).result(timeout=60) == min(19, os.nice(0) + WORKER_NICENESS)

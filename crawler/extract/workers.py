@@ -22,6 +22,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 logger = logging.getLogger(__name__)
 
+WORKER_NICENESS = 10  # added to the workers' nice value (lower CPU priority than the crawler)
+
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _size = 0
@@ -55,6 +57,9 @@ def _start_worker(owner: int) -> None:
     """In each new worker: watch the process that owns the pool, and load what every
     extraction needs once."""
     threading.Thread(target=_exit_with, args=(owner,), name="owner-watch", daemon=True).start()
+    # The crawler's own process (fetching, storing) is the one the crawl waits for: when
+    # the cores are busy, the OS runs it before its workers, which catch up in its gaps.
+    os.nice(WORKER_NICENESS)
     from crawler.extract import detect_language
 
     detect_language("A few words of text that load the language identification model.")
