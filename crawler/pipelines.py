@@ -371,10 +371,17 @@ class StorePipeline:
         except Exception:
             logger.exception("could not expire the near-duplicate index")
 
-    def process_item(self, item, spider=None):
+    async def process_item(self, item, spider=None):
         if self.batch_size == 1:
             error = self.store_many([item])[0]
             return self._finish(item, spider, error)
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        return await maybe_deferred_to_future(self.submit(item, spider))
+
+    def submit(self, item, spider=None) -> Deferred:
+        """Queue ``item`` for the next batch; the Deferred fires with the stored item, or
+        fails with its drop or error."""
         done = Deferred()
         self._waiting.append((item, spider, done))
         if len(self._waiting) >= self.batch_size:

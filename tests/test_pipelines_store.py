@@ -1,5 +1,5 @@
 """StorePipeline: articles arriving together share one transaction; a failing one is
-the only one lost; each item's Deferred fires with the stored item or its drop."""
+the only one lost; each item's Deferred (StorePipeline.submit) fires with the stored item or its drop."""
 
 import pytest
 from scrapy.utils.test import get_crawler
@@ -49,7 +49,7 @@ def test_items_wait_for_their_batch_and_each_deferred_fires(db_url):
     pipeline.store_many([_item(1)])
     results, failures = [], []
     for item in (_item(2), _item(3, url="https://news.example/1"), _item(4)):
-        pipeline.process_item(item).addCallbacks(results.append, failures.append)
+        pipeline.submit(item).addCallbacks(results.append, failures.append)
         if len(results) + len(failures) == 0:
             assert _stored_urls(store) == ["https://news.example/1"]  # still waiting for the batch
     assert sorted(item["url"] for item in results) == ["https://news.example/2", "https://news.example/4"]
@@ -64,7 +64,7 @@ def test_what_still_waits_is_stored_when_the_spider_closes(db_url):
     store = Store.from_url(db_url)
     pipeline, _ = _pipeline(store, batch_size=10)
     fired = []
-    pipeline.process_item(_item(5)).addCallback(fired.append)
+    pipeline.submit(_item(5)).addCallback(fired.append)
     assert not fired and _stored_urls(store) == []
     pipeline.close_spider()
     assert [item["url"] for item in fired] == ["https://news.example/5"]
