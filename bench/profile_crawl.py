@@ -1,7 +1,7 @@
-"""Profile one benchmark crawl with py-spy (all processes: the crawler and its extraction
-workers) and summarise where the time goes.
+"""Profile one benchmark crawl with py-spy (all processes: the crawler processes and any
+extraction workers) and summarise where the time goes.
 
-    python -m bench.profile_crawl [--articles 1000] [--db sqlite|postgresql] [--out bench/profile]
+    python -m bench.profile_crawl [--articles 1000] [--db sqlite|postgresql] [--processes 2] [--out bench/profile]
 
 Writes ``<out>/crawl-<db>.collapsed.txt.gz`` (py-spy's collapsed stacks, one line per
 distinct stack with its sample count; open it in speedscope or flamegraph.pl after gunzip) and
@@ -94,7 +94,7 @@ def summarize(path: Path, top: int = 25) -> str:
     for kind in ("main", "worker"):
         if not per_process[kind]:
             continue
-        lines.append(f"{kind} process{'es' if kind == 'worker' else ''}: {per_process[kind]:,} samples "
+        lines.append(f"{'crawler' if kind == 'main' else kind} process{'es'}: {per_process[kind]:,} samples "
                      f"({100 * per_process[kind] / total:.0f}% of all)")
         for name, n in buckets[kind].most_common():
             lines.append(f"  {100 * n / per_process[kind]:5.1f}%  {name}")
@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="newswatch crawl --processes (as contender 2 of python -m bench; 1: one "
+                             "crawler process with extraction workers)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "profile"))
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -126,14 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             "-o", str(collapsed), "--"]
     with ServedNewsroom(args.articles, args.templates) as served:
         queries = generate_queries(served.room, args.subscriptions)
+        extra = ["--processes", str(args.processes)]
         if args.db == "sqlite":
             result = run_newswatch(served, f"sqlite:///{workdir / 'profile.db'}", workdir, queries, "profile",
-                                   wrap=wrap)
+                                   extra, wrap=wrap)
         else:
             with PostgresSchema() as pg:
-                result = run_newswatch(served, pg.url, workdir, queries, "profile", wrap=wrap)
+                result = run_newswatch(served, pg.url, workdir, queries, "profile", extra, wrap=wrap)
     shutil.rmtree(workdir, ignore_errors=True)
-    header = (f"py-spy --subprocesses --rate {args.rate}, newswatch crawl of {args.articles} generated articles "
+    header = (f"py-spy --subprocesses --rate {args.rate}, newswatch crawl --processes {args.processes} of "
+              f"{args.articles} generated articles "
               f"({args.templates} templates) into {args.db}, {args.subscriptions} subscriptions: "
               f"{result.pages} pages in {result.measurement.wall:.1f} s (under py-spy)\n\n")
     compact(collapsed)
