@@ -197,15 +197,44 @@ def _extract(html: bytes, url: str, encoding: str | None, template: SiteTemplate
 
 
 class DedupePipeline:
-    """Canonicalises the URL and drops what the store already has (same URL and body)."""
+    """Canonicalises the URL and drops what the store already has (same URL and body).
+
+    The look-up runs on the reactor thread for every article, on a connection kept for
+    the crawl in autocommit mode: one statement per article, without a pool checkout,
+    a liveness ping, BEGIN and COMMIT around it (four round trips on PostgreSQL). A
+    connection that broke is replaced once."""
 
     def __init__(self, crawler, store):
         self.crawler = crawler
         self.store = store
+        self._conn = None
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, open_store(crawler.settings.get("NEWSWATCH_DB")))
+
+    def close_spider(self, spider=None):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _find_duplicate(self, canonical: str, guid, chash):
+        from sqlalchemy.exc import DBAPIError
+
+        # The look-up runs on the driver's cursor (crawler.store.prepared): its errors
+        # are the driver's own, not wrapped by SQLAlchemy.
+        errors = (DBAPIError, self.store.engine.dialect.loaded_dbapi.Error)
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return find_duplicate(self._conn, canonical, guid, chash)
+            except errors:  # e.g. the server restarted: once more, on a new connection
+                self._conn.invalidate()
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
 
     def process_item(self, item, spider=None):
         own = canonicalize_url(item["url"])
@@ -218,8 +247,7 @@ class DedupePipeline:
         item["canonical_url"] = canonical
         if item.get("content_hash") is None:  # computed by the extraction worker, normally
             item["content_hash"] = content_hash(item["text"])
-        with self.store.begin() as conn:
-            duplicate = find_duplicate(conn, canonical, item.get("guid"), item["content_hash"])
+        duplicate = self._find_duplicate(canonical, item.get("guid"), item["content_hash"])
         item["duplicate_of"] = None
         item["revision_of"] = None
         if duplicate is not None:

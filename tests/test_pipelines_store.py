@@ -82,3 +82,31 @@ def test_the_same_stories_whatever_the_batch_size(tmp_path, batch_size):
     assert items[-1]["story_id"] == items[0]["story_id"]  # the copy joined the original's story
     assert len({item["story_id"] for item in items[:6]}) == 6
     store.dispose()
+
+
+def test_dedupe_looks_up_on_one_connection_and_replaces_it_when_it_breaks(db_url):
+    """DedupePipeline keeps one autocommit connection for its look-ups; on PostgreSQL a
+    backend killed under it (a server restart, say) costs one retry, not the article."""
+    from sqlalchemy import text
+
+    from crawler.pipelines import AlreadyStored, DedupePipeline
+
+    store = Store.from_url(db_url)
+    pipeline, _ = _pipeline(store, batch_size=1)
+    assert pipeline.store_many([_item(1)]) == [None]
+    crawler = get_crawler(settings_dict={})
+    dedupe = DedupePipeline(crawler, store)
+    assert dedupe.process_item(_item(2))["duplicate_of"] is None
+    first = dedupe._conn
+    with pytest.raises(AlreadyStored):
+        dedupe.process_item(_item(1))
+    assert dedupe._conn is first  # the same connection, article after article
+    if store.dialect == "postgresql":
+        pid = first.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with store.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(AlreadyStored):
+            dedupe.process_item(_item(1))
+        assert dedupe._conn is not first
+    dedupe.close_spider()
+    store.dispose()
