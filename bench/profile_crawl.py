@@ -88,6 +88,8 @@ def summarize(path: Path, top: int = 25) -> str:
                 break
         buckets[kind][bucket] += n
         leaf = re.sub(r":\d+\)$", ")", frames[-1])
+        if leaf.startswith("process "):  # a sample with no Python frame (native code, waiting)
+            leaf = "(no Python frame)"
         self_time[leaf] += n
         del root
     lines = [f"{total:,} samples in {path.name}", ""]
