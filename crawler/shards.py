@@ -18,7 +18,7 @@ Scrapy processes do.
 - The parent waits for every process, adds up their summaries, writes their output
   files into ``-o`` one after the other, and then sends the alerts they queued (unless
   ``--no-send``). SIGINT/SIGTERM are passed on, so each process stops the way a crawl
-  stops.
+  stops; if the parent is killed, its processes get SIGTERM (Linux).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
                 # thread than a store thread sharing the interpreter with it. PostgreSQL's
                 # round trips keep the store thread, which waits for them off the reactor.
                 command += ["-s", "STORE_THREAD=False"]
-            children.append(subprocess.Popen(command))
+            children.append(subprocess.Popen(command, preexec_fn=_stop_with_parent))
         logger.info("crawling %d sources in %d processes", len(args.urls), len(children))
         codes = _wait_passing_signals(children)
         total: dict[str, int] = {}
@@ -125,6 +125,18 @@ def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
                 child.kill()
                 child.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stop_with_parent() -> None:
+    """In each child, before it runs: SIGTERM when the parent dies, even by SIGKILL (Linux
+    prctl PR_SET_PDEATHSIG), so a killed ``crawl --processes`` leaves no crawl behind;
+    SIGTERM stops a crawl the way Ctrl-C does, storing what it fetched."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the children finish their crawl
+        pass
 
 
 def _wait_passing_signals(children: list[subprocess.Popen]) -> list[int]:

@@ -83,3 +83,94 @@ def test_processes_creating_one_sqlite_database_at_once_all_succeed(tmp_path):
         child.stdout.close()
         child.stderr.close()
     assert [code for code, _ in results] == [0] * 6, results
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(p) for p in (task / "children").read_text().split()]
+    return out
+
+
+def _wait_for(condition, seconds: float = 60.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _start_hanging_crawl(newsroom, sqlite_url, tmp_path):
+    """crawl --processes 2 of the main feed and a feed whose one page hangs; returns the
+    parent once that page has been requested, and its two crawl processes."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    entry = next(e for e in load_manifest() if e["file"] != "g7.html")
+    newsroom.publish("/hanging/page", (NEWSROOM_DATA / entry["file"]).read_bytes(), "Hanging", feeds=("slow",))
+    newsroom.fault("/hanging/page", "hang", seconds=60)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "-v", "crawl", newsroom.url("/feeds/main.rss"),
+         newsroom.url("/feeds/slow.rss"),
+         "--db", sqlite_url, "-o", str(tmp_path / "out.jsonl"), "--processes", "2", "--no-send",
+         "-s", "DOWNLOAD_TIMEOUT=30"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: "/hanging/page" in newsroom.requested())
+    children = _children(parent.pid)
+    assert len(children) == 2
+    return parent, children
+
+
+def test_a_terminated_crawl_in_processes_stops_them_and_reports_what_was_stored(newsroom, sqlite_url, tmp_path):
+    import signal
+
+    parent, children = _start_hanging_crawl(newsroom, sqlite_url, tmp_path)
+    try:
+        parent.send_signal(signal.SIGTERM)
+        newsroom.release()  # the hanging page answers: the stopping crawl can finish its requests
+        _, stderr = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    from pathlib import Path
+
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    summary = parse_summary(stderr)
+    with open_store(sqlite_url).begin() as conn:
+        stored = conn.execute(select(func.count()).select_from(articles)).scalar()
+    assert summary["new"] == stored == len(read_jsonl(tmp_path / "out.jsonl"))
+
+
+def test_killing_the_parent_stops_its_crawl_processes(newsroom, sqlite_url, tmp_path):
+    from pathlib import Path
+
+    parent, children = _start_hanging_crawl(newsroom, sqlite_url, tmp_path)
+    parent.kill()
+    parent.wait()
+    # The crawl processes still write to the stderr they inherited: each says it got
+    # SIGTERM (without it they would go on until their hanging request times out).
+    told = 0
+    for line in parent.stderr:
+        told += "Received SIGTERM" in line
+        if told == 2:
+            break
+    newsroom.release()
+    parent.stderr.close()
+    assert told == 2
+    assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and
+                                     "zombie" not in _state(pid) for pid in children))
+
+
+def _state(pid: int) -> str:
+    try:
+        text = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return "zombie"
+    return "zombie" if "\nState:\tZ" in text else "running"
