@@ -79,14 +79,15 @@ def cmd_crawl(args) -> int:
             parse_query(query)
         except NewswatchError as exc:
             raise ConfigError(f"--watch: {exc}") from exc
-    if args.processes is not None and args.processes != 1:
+    several = len(args.urls) > 1  # one source is one process's work
+    if several and args.processes is not None and args.processes != 1:
         # Decided before the crawler's imports: this process only waits for the others.
         return _crawl_in_processes(args, args.processes)
     overrides = parse_overrides(args.set)
     overrides.setdefault("LOG_LEVEL", _log_level(args.verbose))
     overrides["PROGRESS_ENABLED"] = progress_enabled() and not args.summary_file
     settings = build_settings(args.db, args.watch, args.output, overrides)
-    if args.processes is None and settings.getint("CRAWL_PROCESSES", 1) != 1:
+    if several and args.processes is None and settings.getint("CRAWL_PROCESSES", 1) != 1:
         return _crawl_in_processes(args, settings.getint("CRAWL_PROCESSES", 1))
     if args.hosts_shared_by > 1:  # a process of --processes N: its share of the hosts' politeness
         per_domain = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8)

@@ -208,6 +208,11 @@ class DedupePipeline:
         self.crawler = crawler
         self.store = store
         self._conn = None
+        # The look-up runs on the driver's cursor (crawler.store.prepared): its errors
+        # are the driver's own, not wrapped by SQLAlchemy.
+        from sqlalchemy.exc import DBAPIError
+
+        self._connection_errors = (DBAPIError, store.engine.dialect.loaded_dbapi.Error)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -219,17 +224,12 @@ class DedupePipeline:
             self._conn = None
 
     def _find_duplicate(self, canonical: str, guid, chash):
-        from sqlalchemy.exc import DBAPIError
-
-        # The look-up runs on the driver's cursor (crawler.store.prepared): its errors
-        # are the driver's own, not wrapped by SQLAlchemy.
-        errors = (DBAPIError, self.store.engine.dialect.loaded_dbapi.Error)
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
                 return find_duplicate(self._conn, canonical, guid, chash)
-            except errors:  # e.g. the server restarted: once more, on a new connection
+            except self._connection_errors:  # e.g. the server restarted: once more, on a new one
                 self._conn.invalidate()
                 self._conn.close()
                 self._conn = None

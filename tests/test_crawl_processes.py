@@ -174,3 +174,17 @@ def _state(pid: int) -> str:
     except OSError:
         return "zombie"
     return "zombie" if "\nState:\tZ" in text else "running"
+
+
+def test_one_source_is_crawled_in_one_process_whatever_processes_says(newsroom, sqlite_url, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = run_cli("-v", "crawl", newsroom.url("/feeds/main.rss"), "--db", sqlite_url, "-o", str(out),
+                     "--processes", "2", "--no-send")
+    assert "sources in 2 processes" not in result.stderr and "crawling 1 sources" not in result.stderr
+    assert parse_summary(result.stderr)["new"] == len(ARTICLE_PATHS) == len(read_jsonl(out))
+
+
+def test_two_sources_with_processes_are_split(newsroom, sqlite_url, tmp_path):
+    result = run_cli("-v", "crawl", newsroom.url("/feeds/main.rss"), newsroom.url("/feeds/missing.rss"),
+                     "--db", sqlite_url, "--processes", "2", "--no-send")
+    assert "crawling 2 sources in 2 processes" in result.stderr
