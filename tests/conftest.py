@@ -31,6 +31,20 @@ def _pg_available() -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def newswatch_cache_dir(tmp_path_factory):
+    """Caches (the decompressed language model) in this run's temporary directory, not the
+    user's; the crawls the tests start in subprocesses inherit it."""
+    previous = os.environ.get("NEWSWATCH_CACHE_DIR")
+    path = tmp_path_factory.mktemp("newswatch-cache")
+    os.environ["NEWSWATCH_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("NEWSWATCH_CACHE_DIR", None)
+    else:
+        os.environ["NEWSWATCH_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     if not _pg_available():

@@ -10,6 +10,7 @@ the pipeline runs it in worker processes). Stages, one module each:
 - :mod:`.metadata`     title, site name, canonical URL, page language, authors
 - :mod:`.dates`        published / modified
 - :mod:`.source`       original publisher of reposts
+- :mod:`.language`     the body's language (py3langid, its model cached decompressed)
 - :mod:`.pagetype`     home/section/tag/search/error pages -> NotAnArticle
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-import py3langid
 from lxml import etree
 from trafilatura.utils import load_html
 
@@ -27,6 +27,7 @@ from crawler.extract.body import extract_paragraphs
 from crawler.extract.boilerplate import remove_boilerplate
 from crawler.extract.dates import extract_dates
 from crawler.extract.encoding import decode_html
+from crawler.extract.language import detect_language
 from crawler.extract.metadata import (
     extract_authors,
     extract_canonical,
@@ -53,17 +54,8 @@ PRE_STRIPPED_TAGS = ("script", "style", "noscript", "template", "svg", "aside", 
 ARTICLE_FIELDS = ("url", "canonical_url", "title", "text", "published", "modified", "authors",
                   "language", "page_language", "site_name", "source_url")
 
-__all__ = ["ARTICLE_FIELDS", "SiteTemplate", "extract_article", "learn_from_page", "load_template",
-           "save_template"]
-
-
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of ``text`` (py3langid), or None for too little text."""
-    sample = text[:700]
-    if len(sample) < 20:
-        return None
-    language, _score = py3langid.classify(sample)
-    return language
+__all__ = ["ARTICLE_FIELDS", "SiteTemplate", "detect_language", "extract_article", "learn_from_page",
+           "load_template", "save_template"]
 
 
 def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | None = None,
