@@ -17,6 +17,7 @@ import feedparser
 from lxml import etree, html as lxml_html
 
 from crawler.exceptions import FeedError
+from crawler.spiders import feedxml
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,19 @@ def feed_entries(body: bytes, url: str) -> list[dict]:
 
 
 def parse_feed(body: bytes, url: str) -> list[FeedEntry]:
-    """Entries of an RSS 0.9x/1.0/2.0, Atom or JSON Feed document; FeedError if it is none."""
+    """Entries of an RSS 0.9x/1.0/2.0, Atom or JSON Feed document; FeedError if it is none.
+
+    Plain well-formed feeds take :mod:`feedxml`'s lxml fast path (same entries, a fraction
+    of the CPU); anything it is not sure of goes through feedparser.
+    """
     if sniff_kind(body) == "jsonfeed" or _head(body).startswith(b"{"):
         return _parse_json_feed(body, url)
+    fast = fast_feed_entries(body, url)
+    return fast if fast is not None else feedparser_entries(body, url)
+
+
+def feedparser_entries(body: bytes, url: str) -> list[FeedEntry]:
+    """:func:`parse_feed` by feedparser: any RSS/Atom, however broken; FeedError if none."""
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     if not parsed.entries:
         problem = parsed.get("bozo_exception")
@@ -92,31 +103,48 @@ def parse_feed(body: bytes, url: str) -> list[FeedEntry]:
         if not parsed.get("version"):
             raise FeedError(f"not a feed at {url}: no RSS, Atom or JSON Feed root element")
         return []
-    entries = []
-    for item in parsed.entries:
-        link = item.get("link") or ""
-        if not link:
-            for candidate in item.get("links", []):
-                if candidate.get("href"):
-                    link = candidate["href"]
-                    break
-        guid = item.get("id") or None
-        if not link and guid and guid.startswith(("http://", "https://")):
-            link = guid
-        if not link:
-            continue
-        authors = [a.get("name") for a in item.get("authors", []) if a.get("name")]
-        entries.append(FeedEntry(
-            url=urljoin(url, link.strip()),
-            guid=guid,
-            title=item.get("title"),
-            published=_iso(item.get("published_parsed") or item.get("updated_parsed")),
-            summary=item.get("summary"),
-            authors=authors,
-        ))
+    entries = [entry for entry in (
+        _feed_entry(item, url, _iso(item.get("published_parsed") or item.get("updated_parsed")))
+        for item in parsed.entries) if entry is not None]
     if not entries and parsed.bozo:
         raise FeedError(f"malformed feed at {url}: {parsed.get('bozo_exception')}")
     return entries
+
+
+def fast_feed_entries(body: bytes, url: str) -> list[FeedEntry] | None:
+    """:func:`parse_feed`'s entries by the lxml fast path, or None where feedparser must decide.
+
+    None too when no entry has a link: then feedparser's verdict (``[]`` or FeedError) counts.
+    """
+    items = feedxml.parse_items(body)
+    if items is None:
+        return None
+    entries = [entry for entry in (_feed_entry(item, url, item["published"]) for item in items)
+               if entry is not None]
+    return entries or None
+
+
+def _feed_entry(item, url: str, published: str | None) -> FeedEntry | None:
+    """A FeedEntry from a feedparser entry (or feedxml's look-alike); None if it has no link."""
+    link = item.get("link") or ""
+    if not link:
+        for candidate in item.get("links", []):
+            if candidate.get("href"):
+                link = candidate["href"]
+                break
+    guid = item.get("id") or None
+    if not link and guid and guid.startswith(("http://", "https://")):
+        link = guid
+    if not link:
+        return None
+    return FeedEntry(
+        url=urljoin(url, link.strip()),
+        guid=guid,
+        title=item.get("title"),
+        published=published,
+        summary=item.get("summary"),
+        authors=[a.get("name") for a in item.get("authors", []) if a.get("name")],
+    )
 
 
 def _parse_json_feed(body: bytes, url: str) -> list[FeedEntry]:
