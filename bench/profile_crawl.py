@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2,
                         help="newswatch crawl --processes (as contender 2 of python -m bench; 1: one "
                              "crawler process with extraction workers)")
+    parser.add_argument("--send", action="store_true",
+                        help="let the crawl also deliver the alerts it queued (default: --no-send, as "
+                             "python -m bench)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "profile"))
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             "-o", str(collapsed), "--"]
     with ServedNewsroom(args.articles, args.templates) as served:
         queries = generate_queries(served.room, args.subscriptions)
-        extra = ["--processes", str(args.processes)]
+        extra = ["--processes", str(args.processes)] + ([] if args.send else ["--no-send"])
         if args.db == "sqlite":
             result = run_newswatch(served, f"sqlite:///{workdir / 'profile.db'}", workdir, queries, "profile",
                                    extra, wrap=wrap)
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     header = (f"py-spy --subprocesses --rate {args.rate}, newswatch crawl --processes {args.processes} of "
               f"{args.articles} generated articles "
+              f"{'(alerts delivered at the end) ' if args.send else ''}"
               f"({args.templates} templates) into {args.db}, {args.subscriptions} subscriptions: "
               f"{result.pages} pages in {result.measurement.wall:.1f} s (under py-spy)\n\n")
     compact(collapsed)

@@ -49,7 +49,10 @@ class _Compiled:
                 if column.key in self.names and default is not None and (default.is_scalar or default.is_callable):
                     self._column_defaults[column.key] = default
 
-    def params(self, values: dict) -> Sequence | dict:
+    def params(self, values: dict, memo: dict | None = None) -> Sequence | dict:
+        """The driver's parameters for ``values``. ``memo`` (one dict per executemany)
+        keeps each bind's last converted value: rows that share a value object (one
+        timestamp for all of an article's index keys) convert it once, not per row."""
         merged = {**self._defaults, **values} if self._defaults else values
         if self._column_defaults:
             missing = {name: (d.arg(None) if d.is_callable else d.arg)
@@ -57,20 +60,24 @@ class _Compiled:
             if missing:
                 merged = {**merged, **missing}
         processors = self.processors
-        if self.positional:
-            out = []
-            for name in self.names:
-                value = merged.get(name)
-                if value is not None and name in processors:
-                    value = processors[name](value)
-                out.append(value)
-            return out
-        out = {}
+        out = [] if self.positional else {}
         for name in self.names:
             value = merged.get(name)
             if value is not None and name in processors:
-                value = processors[name](value)
-            out[name] = value
+                if memo is None:
+                    value = processors[name](value)
+                else:
+                    last = memo.get(name)
+                    if last is not None and last[0] is value:
+                        value = last[1]
+                    else:
+                        converted = processors[name](value)
+                        memo[name] = (value, converted)
+                        value = converted
+            if self.positional:
+                out.append(value)
+            else:
+                out[name] = value
         return out
 
 
@@ -117,6 +124,7 @@ class Prepared:
         compiled = self._for(conn)
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
+            memo: dict = {}
+            cursor.executemany(compiled.sql, [compiled.params(row, memo) for row in rows])
         finally:
             cursor.close()
