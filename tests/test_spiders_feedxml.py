@@ -65,7 +65,8 @@ def rdf(items: str):
     return ('<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
             'xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
             '<channel rdf:about="https://news.example/"><title>T</title><link>https://news.example/</link>'
-            f"<description>D</description></channel>{items}</rdf:RDF>").encode()
+            '<description>D</description><items><rdf:Seq><rdf:li rdf:resource="https://news.example/r1"/>'
+            f"</rdf:Seq></items></channel>{items}</rdf:RDF>").encode()
 
 
 # -- generated feeds: the fast path takes them all and agrees ------------------------------
@@ -220,6 +221,10 @@ DECLINED = {
                                prolog='<?xml version="1.0" encoding="windows-1252"?>').decode().encode("cp1252"),
     "utf-16": codecs.BOM_UTF16_LE + rss("<item><title>u16</title><link>https://news.example/u</link></item>",
                                         prolog='<?xml version="1.0" encoding="utf-16"?>').decode().encode("utf-16-le"),
+    "utf-16 without BOM": rss("<item><title>u16</title><link>https://news.example/u</link></item>",
+                              prolog='<?xml version="1.0" encoding="utf-16"?>').decode().encode("utf-16-le"),
+    "ebcdic": rss("<item><title>e</title><link>https://news.example/e</link></item>",
+                  prolog='<?xml version="1.0" encoding="cp037"?>').decode().encode("cp037"),
     "doctype with entities": rss('<item><title>A&nbsp;B &copy;</title><link>https://news.example/e</link></item>',
                                  prolog='<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY nbsp "&#160;">'
                                         '<!ENTITY copy "&#169;">]>'),

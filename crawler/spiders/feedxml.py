@@ -14,6 +14,7 @@ The caller then uses feedparser. The rules below mirror feedparser's (mixin.py
 
 from __future__ import annotations
 
+import logging
 import re
 import xml.parsers.expat
 from datetime import datetime, timedelta, timezone
@@ -80,10 +81,16 @@ RFC822 = re.compile(r"(?:(?:mon|tue|wed|thu|fri|sat|sun),\s+)?(\d{1,2})\s+([a-z]
 W3DTF = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:t(\d\d):(\d\d)(?::(\d\d(?:\.\d{1,6})?))?(z|[+-]\d\d:\d\d)?)?",
                    re.ASCII)
 
-PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> etree.XMLParser:
+    """A new parser per document (a few µs): lxml parsers are not to be shared between threads."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 SPLIT_TAGS: dict[str, tuple[str | None, str]] = {}  # tag -> _split(tag); feeds use few tags
+DATES: dict[str, str | None] = {}  # date text -> parse_date(text); feeds are fetched again and again
 
 
 class Decline(Exception):
@@ -102,12 +109,15 @@ def parse_items(body: bytes) -> list[dict] | None:
         return _parse_items(body)
     except Decline:
         return None
+    except Exception:  # a bug here must cost speed, never a feed: feedparser still reads it
+        logger.warning("feedxml failed on a feed; feedparser reads it instead", exc_info=True)
+        return None
 
 
 def _parse_items(body: bytes) -> list[dict]:
     _check_document(body)
     try:
-        root = etree.fromstring(body, PARSER)
+        root = etree.fromstring(body, _parser())
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise Decline(str(exc)) from exc
     items = _item_elements(root)
@@ -120,8 +130,8 @@ def _check_document(body: bytes) -> None:
     """UTF-8 XML 1.0 without DTD, xml:base or confusing prefixes, that expat accepts too."""
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
-    if body[:2] in (b"\xfe\xff", b"\xff\xfe") or body[:1] == b"\x00":
-        raise Decline("not UTF-8")
+    if body[:2] in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in body[:4]:
+        raise Decline("UTF-16 or UTF-32")
     declaration = XML_DECLARATION.match(body)
     if declaration:
         fields = {k.lower(): v.lower() for k, v in DECLARED.findall(declaration.group(1))}
@@ -131,8 +141,8 @@ def _check_document(body: bytes) -> None:
     if b"<!doctype" in lowered or b"<!entity" in lowered or BASE_ATTRIBUTE.search(lowered):
         raise Decline("DOCTYPE, entities or xml:base")
     for prefix, uri in PREFIX_DECLARATION.findall(body):
-        standard = KNOWN_NS_PREFIX.get(uri.decode("utf-8", "replace").lower())
-        if prefix.decode("utf-8", "replace") in PREFIX_OF_NS.values() and standard != prefix.decode():
+        prefix = prefix.decode("utf-8", "replace")
+        if prefix in PREFIX_OF_NS.values() and KNOWN_NS_PREFIX.get(uri.decode("utf-8", "replace").lower()) != prefix:
             raise Decline("a prefix of ours is bound to another namespace")
     # feedparser parses with expat: make sure it would not fall back to its loose parser.
     try:
@@ -215,6 +225,8 @@ def _finish(value: str) -> str:
 
 def _resolve(uri: str) -> str:
     """feedparser's ``resolve_uri`` without a base URI: only its scheme-slash fix-up."""
+    if ":///" not in uri:
+        return uri  # the fix-up only removes slashes after "scheme://"
     return URI_FIXER.sub(r"\1\3", uri)
 
 
@@ -264,11 +276,11 @@ class _Entry:
             self.read_enclosure(element)
         elif role in (PUBLISHED, UPDATED):
             self.once(role)
-            attrs_date = parse_date(_finish(_text(element).strip()))
+            value = _finish(_text(element).strip())  # parsed in result(): updated only if needed
             if role == PUBLISHED:
-                self.published = attrs_date
+                self.published = value
             else:
-                self.updated = attrs_date
+                self.updated = value
         elif role == AUTHOR:
             self.read_author(element)
         elif len(element):
@@ -335,7 +347,7 @@ class _Entry:
         summary = self.summary if self.summary is not None else self.content
         if summary is not None:
             values["summary"] = summary
-        values["published"] = self.published or self.updated
+        values["published"] = _cached_date(self.published) or _cached_date(self.updated)
         return values
 
 
@@ -373,6 +385,19 @@ def _read_item(item) -> dict:
             raise Decline(f"unknown element {tag} in an entry")
         entry.read(element, role)
     return entry.result()
+
+
+def _cached_date(value: str | None) -> str | None:
+    """:func:`parse_date` of a value (None: absent), remembering the last few thousand dates."""
+    if value is None:
+        return None
+    known = DATES.get(value)
+    if known is None:
+        known = parse_date(value)  # Decline propagates: not remembered
+        if len(DATES) >= 4096:
+            DATES.clear()
+        DATES[value] = known
+    return known
 
 
 def parse_date(value: str) -> str | None:
