@@ -27,7 +27,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:To avoid breaking existing softw
 URL = "https://news.example/feeds/main.xml"
 
 RSS_NS = ('xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-          'xmlns:atom="http://www.w3.org/2005/Atom" xmlns:wfw="http://wellformedweb.org/CommentAPI/"')
+          'xmlns:atom="http://www.w3.org/2005/Atom" xmlns:wfw="http://wellformedweb.org/CommentAPI/" '
+          'xmlns:media="http://search.yahoo.com/mrss/"')
 
 
 def by_feedparser(body: bytes, url: str = URL):
@@ -178,6 +179,11 @@ TAKEN = {
                            "<dc:creator>&lt;&gt;a@b.cd</dc:creator></item>"),
     "empty date then dc:date": rss("<item><link>https://news.example/pe</link><pubDate> </pubDate>"
                                    "<dc:date>2024-01-01</dc:date></item>"),
+    "media content and thumbnail": rss(
+        '<item><title>m</title><link>https://news.example/media</link>'
+        '<media:content url="https://cdn.example/a.jpg" medium="image"/>'
+        '<media:thumbnail url="https://cdn.example/t.jpg"/></item>',
+        ),
     "standalone prolog": rss("<item><title>s</title><link>https://news.example/st</link></item>",
                              prolog='<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'),
     "BOM and no prolog": b"\xef\xbb\xbf" + rss("<item><title>bom</title><link>https://news.example/b</link></item>"),
@@ -232,7 +238,11 @@ DECLINED = {
     "markup in description": rss("<item><title>m</title><link>https://news.example/m</link>"
                                  "<description><p>unescaped <b>html</b></p></description></item>"),
     "unknown element": rss('<item><title>u</title><link>https://news.example/u</link>'
-                           '<media:content xmlns:media="http://search.yahoo.com/mrss/" url="x"/></item>'),
+                           '<itunes:duration xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">1:00'
+                           "</itunes:duration></item>"),
+    "media content with a title": rss(
+        '<item><link>https://news.example/u</link><media:content xmlns:media="http://search.yahoo.com/mrss/" '
+        'url="x"><media:title>Photo</media:title></media:content></item>'),
     "two titles": rss("<item><title>a</title><title>b</title><link>https://news.example/t</link></item>"),
     "two-digit year": rss("<item><link>https://news.example/y</link><pubDate>Tue, 12 Sep 23 06:35:12 GMT</pubDate>"
                           "</item>"),
@@ -336,6 +346,9 @@ def random_rss_item(rng: random.Random, i: int) -> str:
         parts.append(f'<atom:link rel="{rng.choice(["alternate", "self", "related"])}" href="/atom/{i}"/>')
     if rng.random() < 0.3:
         parts.append("<category>Cat</category>")
+    if rng.random() < 0.2:
+        inside = rng.choice(["", "", f"<media:title>{rng.choice(TEXTS)}</media:title>"])
+        parts.append(f'<media:content url="https://cdn.example/{i}.jpg">{inside}</media:content>')
     rng.shuffle(parts)
     return "<item>" + "\n".join(parts) + "</item>"
 

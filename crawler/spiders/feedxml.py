@@ -35,6 +35,7 @@ PREFIX_OF_NS = {
     "http://wellformedweb.org/commentapi/": "wfw",
     "http://purl.org/rss/1.0/modules/slash/": "slash",
     "http://rssnamespace.org/feedburner/ext/1.0": "feedburner",
+    "http://search.yahoo.com/mrss/": "media", "http://search.yahoo.com/mrss": "media",
     RDF_NS: "rdf",
 }
 # feedparser's standard prefixes for every namespace it knows, by lower-cased URI: a document
@@ -60,6 +61,7 @@ ROLE = {
     ("", "category"): HARMLESS, ("", "comments"): HARMLESS, ("dc", "subject"): HARMLESS,
     ("wfw", "commentrss"): HARMLESS, ("wfw", "comment"): HARMLESS, ("slash", "comments"): HARMLESS,
     ("feedburner", "origlink"): HARMLESS,
+    ("media", "content"): HARMLESS, ("media", "thumbnail"): HARMLESS,  # without children (media:title...)
 }
 TEXT_TYPES = {"text", "plain", "html", "text/plain", "text/html"}
 HTML_TYPES = {"application/xhtml+xml", "text/html"}
