@@ -23,8 +23,11 @@ from feedparser.html import _cp1252 as CP1252  # feedparser maps U+0080-U+009F w
 from lxml import etree
 
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-ATOM_NS = "http://www.w3.org/2005/atom"
-XML_NS = "http://www.w3.org/XML/1998/namespace"
+ATOM_NS = "http://www.w3.org/2005/atom"  # lower-cased, as feedparser compares namespaces
+ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
+RDF_ROOT = "{%s}RDF" % RDF_NS
+RDF_ABOUT = "{%s}about" % RDF_NS
+XML_ATTRIBUTE = "{http://www.w3.org/XML/1998/namespace}"
 # Namespaces feedparser treats as the feed's own (prefix ''), lower-cased as it compares them.
 CORE_NS = {"", "http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/", ATOM_NS}
 # Other namespaces of elements we read or know to be harmless inside an entry.
@@ -181,7 +184,7 @@ def _item_elements(root) -> list:
         if len(channels) != 1:
             raise Decline("rss without one channel")
         parent = channels[0]
-    elif root.tag == "{%s}RDF" % RDF_NS or root.tag == "{%s}feed" % "http://www.w3.org/2005/Atom":
+    elif root.tag in (RDF_ROOT, ATOM_FEED):
         parent = root
     else:
         raise Decline(f"unknown root {root.tag}")
@@ -199,7 +202,7 @@ def _attributes(element) -> dict[str, str]:
     attrs = {}
     for key, value in element.items():
         name = key.rpartition("}")[2].lower() if key[0] == "{" else key.lower()
-        if key.startswith("{%s}" % XML_NS) and name in ("lang", "space"):
+        if key.startswith(XML_ATTRIBUTE) and name in ("lang", "space"):
             continue
         if name in attrs:
             raise Decline("attributes clash")
@@ -233,6 +236,7 @@ def _resolve(uri: str) -> str:
 
 
 def _content_text(element) -> str:
+    """Title/summary/content text, when its type is one feedparser leaves as it is."""
     attrs = _attributes(element)
     if set(attrs) - {"type"} or attrs.get("type", "text") not in TEXT_TYPES:
         raise Decline("content type, mode or src feedparser may transform")
@@ -251,7 +255,7 @@ class _Entry:
         if set(attrs) - {"about"}:
             raise Decline("entry attributes feedparser may read")
         if "about" in attrs:
-            if ("{%s}about" % RDF_NS) not in item.attrib:
+            if RDF_ABOUT not in item.attrib:
                 raise Decline("about outside the RDF namespace")
             self.values["id"] = attrs["about"]
 
@@ -377,6 +381,7 @@ def _author_name(author: str) -> str:
 
 
 def _read_item(item) -> dict:
+    """One entry's dict, reading its fields in document order as feedparser does."""
     entry = _Entry(item)
     for element in item:
         tag = element.tag
