@@ -85,7 +85,8 @@ def _load():
             _write_cache(model_file, directory)
         return _from_cache(directory)
     except Exception as exc:  # the cache is an optimisation: never a reason to fail a page
-        logger.warning("Language model cache unusable (%s: %s); loading py3langid's compressed model",
+        logger.warning("Language model cache unusable (%s: %s); loading py3langid's compressed model "
+                       "instead (~0.85 s of CPU per process; set NEWSWATCH_CACHE_DIR to a writable directory)",
                        type(exc).__name__, exc)
         return _langid._load_identifier()
 
