@@ -37,7 +37,7 @@ BUCKETS = (
     ("store: articles/repository", re.compile(r"\(crawler/store/")),
     ("database driver (sqlite3/psycopg)", re.compile(r"\((sqlite3|psycopg)/|execute \(sqlalchemy/engine/default")),
     ("SQLAlchemy", re.compile(r"\(sqlalchemy/")),
-    ("feeds: parsing", re.compile(r"\(crawler/spiders/parsing|\(feedparser/")),
+    ("feeds: parsing", re.compile(r"\(crawler/spiders/(parsing|feedxml)|\(feedparser/")),
     ("feed export (-o jsonl)", re.compile(r"\(scrapy/extensions/feedexport|\(scrapy/exporters")),
     ("spider callbacks", re.compile(r"\(crawler/spiders/")),
     ("Scrapy/Twisted HTTP + engine", re.compile(r"\((scrapy|twisted)/")),
