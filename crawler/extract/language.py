@@ -133,7 +133,7 @@ def _from_cache(directory: Path):
     if nextmove.dtype not in (np.uint16, np.uint32) or nextmove.ndim != 1:
         raise ValueError(f"{directory}: unexpected transitions array {nextmove.dtype} {nextmove.shape}")
     return _langid.LanguageIdentifier(
-        mapped("ptc"),
+        np.asarray(mapped("ptc")),  # a plain ndarray over the mapping: no np.memmap overhead per look-up
         np.array(mapped("pc")),
         mapped("classes").tolist(),
         memoryview(nextmove),
