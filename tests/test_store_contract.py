@@ -75,10 +75,60 @@ def test_indexes_added_since_are_created_on_an_older_database(db_url):
 
     store = Store.from_url(db_url)
     with store.begin() as conn:  # as if made before the alerts' lease index existed
-        conn.execute(text("DROP INDEX ix_alerts_lease"))
-        assert "ix_alerts_lease" not in {i["name"] for i in inspect(conn).get_indexes("alerts")}
+        conn.execute(text("DROP INDEX ix_alerts_leased"))
+        assert "ix_alerts_leased" not in {i["name"] for i in inspect(conn).get_indexes("alerts")}
     store.dispose()
     upgraded = Store.from_url(db_url)
     with upgraded.begin() as conn:
-        assert "ix_alerts_lease" in {i["name"] for i in inspect(conn).get_indexes("alerts")}
+        assert "ix_alerts_leased" in {i["name"] for i in inspect(conn).get_indexes("alerts")}
     upgraded.dispose()
+
+
+def test_indexes_an_older_version_made_and_newer_ones_replace_are_dropped(db_url):
+    from sqlalchemy import inspect, text
+
+    from crawler.store.schema import RETIRED_INDEXES
+
+    store = Store.from_url(db_url)
+    with store.begin() as conn:  # the alerts' indexes as an older newswatch made them
+        for name in ("ix_alerts_story_subscription", "ix_alerts_leased", "ix_alerts_batched"):
+            conn.execute(text(f"DROP INDEX {name}"))
+        conn.execute(text("CREATE INDEX ix_alerts_subscription_story ON alerts (subscription, story_id)"))
+        conn.execute(text("CREATE INDEX ix_alerts_story ON alerts (story_id)"))
+        conn.execute(text("CREATE INDEX ix_alerts_lease ON alerts (lease)"))
+        conn.execute(text("CREATE INDEX ix_alerts_batch ON alerts (batch_id)"))
+    store.dispose()
+    upgraded = Store.from_url(db_url)
+    with upgraded.begin() as conn:
+        names = {i["name"] for i in inspect(conn).get_indexes("alerts")}
+    upgraded.dispose()
+    assert {"ix_alerts_story_subscription", "ix_alerts_leased", "ix_alerts_batched"} <= names
+    assert not names & set(RETIRED_INDEXES["alerts"])
+
+
+def test_the_outbox_look_ups_use_their_indexes(db_url):
+    """The partial indexes serve "= ?" and "IN (...)" look-ups with bound values."""
+    from sqlalchemy import select, text
+
+    from crawler.store.schema import alerts
+
+    queries = {
+        "ix_alerts_leased": select(alerts.c.id).where(alerts.c.lease == "token"),
+        "ix_alerts_batched": select(alerts.c.id).where(alerts.c.batch_id.in_(["a", "b"])),
+        "ix_alerts_story_subscription": select(alerts.c.id).where(alerts.c.story_id == "s",
+                                                                   alerts.c.subscription.in_(["x", "y"])),
+    }
+    store = Store.from_url(db_url)
+    with store.begin() as conn:
+        for index, query in queries.items():
+            compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
+            if conn.dialect.name == "sqlite":
+                params = tuple(compiled.params[name] for name in compiled.positiontup)
+                plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, params).all()
+                described = " ".join(str(row[-1]) for row in plan)
+            else:  # an empty table: make the planner say whether it *can* use the index
+                conn.execute(text("SET LOCAL enable_seqscan = off"))
+                plan = conn.exec_driver_sql("EXPLAIN " + compiled.string, compiled.params).all()
+                described = " ".join(row[0] for row in plan)
+            assert index in described, f"{index} not used: {described}"
+    store.dispose()

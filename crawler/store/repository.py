@@ -127,7 +127,7 @@ class Store:
     @staticmethod
     def _add_missing_indexes(conn: Connection) -> None:
         """Indexes added since an older newswatch made the database (``create_all`` only
-        makes the indexes of tables it creates)."""
+        makes the indexes of tables it creates); the ones they replace are dropped."""
         inspector = inspect(conn)
         for table in schema.metadata.sorted_tables:
             present = {index["name"] for index in inspector.get_indexes(table.name)}
@@ -135,6 +135,10 @@ class Store:
                 if index.name not in present:
                     index.create(conn)
                     logger.info("database upgraded: index %s added", index.name)
+            for name in schema.RETIRED_INDEXES.get(table.name, ()):
+                if name in present:
+                    conn.execute(text(f"DROP INDEX {name}"))
+                    logger.info("database upgraded: index %s dropped (replaced)", name)
 
     def drop_schema(self) -> None:
         schema.metadata.drop_all(self.engine)

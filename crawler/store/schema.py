@@ -178,13 +178,23 @@ alerts = Table(
     Column("lease", String(32)),  # token of the dispatcher sending it (status 'sending')
     Column("batch_id", String(64)),  # the message id of a digest/flood batch it went out in
 )
+# Every new alert enters each index below but the two partial ones, so there are few:
+# each costs a B-tree insert per alert, on the crawl's hot path.
 Index("ix_alerts_status_next", alerts.c.status, alerts.c.next_attempt_at)
-Index("ix_alerts_subscription_story", alerts.c.subscription, alerts.c.story_id)
+# A story's alerts (an article's existing alerts; stories merging: their alerts follow).
+Index("ix_alerts_story_subscription", alerts.c.story_id, alerts.c.subscription)
 Index("ix_alerts_subscription_created", alerts.c.subscription, alerts.c.created_at)  # flood control
-Index("ix_alerts_story", alerts.c.story_id)  # stories merging: their alerts follow
-Index("ix_alerts_lease", alerts.c.lease)  # a dispatcher's claimed rows
-Index("ix_alerts_batch", alerts.c.batch_id)
 Index("ix_alerts_open_batch", alerts.c.subscription, alerts.c.kind, alerts.c.status, alerts.c.due_at)
+# Only rows being sent have a lease, only sent digests/batches a batch id: new rows stay out.
+# (Both backends use a partial "IS NOT NULL" index for "= ?" and "IN (...)" look-ups.)
+Index("ix_alerts_leased", alerts.c.lease, sqlite_where=alerts.c.lease.isnot(None),
+      postgresql_where=alerts.c.lease.isnot(None))
+Index("ix_alerts_batched", alerts.c.batch_id, sqlite_where=alerts.c.batch_id.isnot(None),
+      postgresql_where=alerts.c.batch_id.isnot(None))
+
+# Indexes an older newswatch made that the ones above replace: dropped on upgrade.
+RETIRED_INDEXES = {"alerts": ("ix_alerts_subscription_story", "ix_alerts_story", "ix_alerts_lease",
+                              "ix_alerts_batch")}
 
 runs = Table(
     "runs",
