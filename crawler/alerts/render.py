@@ -113,16 +113,38 @@ def _fold_char(ch: str) -> str:
                    if not unicodedata.combining(part))
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _fold_ascii(run: str) -> str:
+    return run.lower().translate(_ASCII_FOLD)
+
+
 def fold_text(text: str) -> tuple[str, list[int] | None]:
     """Case-, accent- and hyphen-folded ``text`` and, per folded char, its index in ``text``
-    (None when the two line up one to one, as for ASCII text)."""
+    (None when the two line up one to one, as for ASCII text).
+
+    ASCII runs are folded whole by str methods; only the other characters go one by one
+    (an article in a Latin script is mostly ASCII).
+    """
     if text.isascii():
-        return text.lower().translate(_ASCII_FOLD), None
-    pieces = [_fold_char(ch) for ch in text]
+        return _fold_ascii(text), None
+    pieces = []
+    one_to_one = True
+    position = 0
+    for found in _NON_ASCII.finditer(text):
+        start = found.start()
+        if start > position:
+            pieces.append(_fold_ascii(text[position:start]))
+        piece = _fold_char(found.group())
+        one_to_one = one_to_one and len(piece) == 1
+        pieces.append(piece)
+        position = start + 1
+    pieces.append(_fold_ascii(text[position:]))
     folded = "".join(pieces)
-    if len(folded) == len(text):
+    if one_to_one:
         return folded, None
-    index = [i for i, piece in enumerate(pieces) for _ in piece]
+    index = [i for i, ch in enumerate(text) for _ in (_fold_char(ch) if not ch.isascii() else ch)]
     return folded, index
 
 
