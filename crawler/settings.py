@@ -72,9 +72,12 @@ REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 
 # -- extensions -----------------------------------------------------------------------
 EXTENSIONS = {
+    "crawler.gc_tuning.GarbageCollectorTuning": 0,
     "crawler.monitoring.SentryExtension": 100,  # on when SENTRY_DSN is set
     "crawler.progress.ProgressExtension": 500,
 }
+GC_FREEZE = True  # objects alive when the crawl starts kept out of garbage collections
+GC_THRESHOLD = [50_000, 20, 100]  # gc.set_threshold while a crawl runs ([]: Python's own)
 PROGRESS_ENABLED = False  # `newswatch crawl` switches it on when stderr is a terminal
 PROGRESS_INTERVAL = 0.5
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -61,8 +61,10 @@ def _start_worker(owner: int) -> None:
     # the cores are busy, the OS runs it before its workers, which catch up in its gaps.
     os.nice(WORKER_NICENESS)
     from crawler.extract import detect_language
+    from crawler.gc_tuning import tune_worker
 
     detect_language("A few words of text that load the language identification model.")
+    tune_worker()  # what is loaded now lives as long as the worker
 
 
 def _exit_with(owner: int, every: float = 1.0) -> None:
