@@ -55,6 +55,10 @@ class StoreError(NewswatchError):
     """The database refused an operation or is unreachable."""
 
 
+class WriteLockBusy(StoreError):
+    """Another process holds the database's write lock (see ``Store.begin_writing``)."""
+
+
 class DeliveryError(NewswatchError):
     """A notifier could not deliver an alert."""
 

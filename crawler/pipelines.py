@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from crawler.dedupe.exact import find_duplicate
 from crawler.dedupe.fingerprints import content_hash
 from crawler.dedupe.stories import StoryIndex
 from crawler.dedupe.urls import canonicalize_url
-from crawler.exceptions import ConfigError, NotAnArticle, QueryError
+from crawler.exceptions import ConfigError, NotAnArticle, QueryError, WriteLockBusy
 from crawler.extract import extract_article
 from crawler.extract.workers import extraction_pool
 from crawler.extract.templates import SiteTemplate, learn_from_page, load_template, page_lines, save_template
@@ -344,6 +345,9 @@ class StorePipeline:
     order, so the reactor goes on fetching while the database works (and, on
     PostgreSQL, while it waits for the server)."""
 
+    LOCK_RETRY_DELAY = 0.005  # seconds between tries of a batch that found SQLite's write lock taken
+    LOCK_PATIENCE = 1.0  # seconds of such tries before the batch waits for the lock
+
     def __init__(self, crawler, store, story_index: StoryIndex, flood_limit: int = 20,
                  flood_window: float = 600.0, batch_size: int = 1, batch_delay: float = 0.1,
                  use_thread: bool = False):
@@ -359,6 +363,7 @@ class StorePipeline:
         self.use_thread = use_thread
         self._thread = None  # a one-thread pool: batches are stored one after the other
         self._writing: set[Deferred] = set()
+        self._busy_since: float | None = None  # when the waiting batch first found the lock taken
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -380,7 +385,7 @@ class StorePipeline:
     def close_spider(self, spider=None):
         """Store what still waits; forget index entries older than the window, so the
         index stays bounded."""
-        self.flush()
+        self.flush(wait=True)
         if self._writing:
             from twisted.internet.defer import DeferredList
 
@@ -420,8 +425,16 @@ class StorePipeline:
             self._timer = reactor.callLater(self.batch_delay, self.flush)
         return done
 
-    def flush(self) -> None:
-        """Store the waiting articles now, in one transaction."""
+    def flush(self, wait: bool = False) -> None:
+        """Store the waiting articles now, in one transaction.
+
+        On the reactor thread, a batch does not queue behind another process's write
+        (SQLite's waiting would block the reactor in sleeps of up to 100 ms): it goes
+        back to the queue, the reactor fetches and extracts meanwhile, and the batch,
+        grown by then, is tried again every ``LOCK_RETRY_DELAY`` seconds; after
+        ``LOCK_PATIENCE`` seconds, or with ``wait``, it waits for the lock."""
+        from twisted.internet import reactor
+
         if self._timer is not None:
             if self._timer.active():
                 self._timer.cancel()
@@ -431,7 +444,18 @@ class StorePipeline:
             return
         items = [item for item, _, _ in waiting]
         if self._thread is None:
-            self._settle(waiting, self.store_many(items))
+            now = time.monotonic()
+            patient = wait or (self._busy_since is not None and now - self._busy_since > self.LOCK_PATIENCE)
+            try:
+                errors = self.store_many(items, wait=patient)
+            except WriteLockBusy:
+                self._waiting = waiting + self._waiting
+                self._busy_since = self._busy_since or now
+                self.crawler.stats.inc_value("newswatch/store/lock_busy")
+                self._timer = reactor.callLater(self.LOCK_RETRY_DELAY, self.flush)
+                return
+            self._busy_since = None
+            self._settle(waiting, errors)
             return
         from twisted.internet import reactor
         from twisted.internet.threads import deferToThreadPool
@@ -449,17 +473,20 @@ class StorePipeline:
             except Exception:
                 done.errback()
 
-    def store_many(self, items: list[dict]) -> list[Exception | None]:
+    def store_many(self, items: list[dict], wait: bool = True) -> list[Exception | None]:
         """Store ``items`` in one transaction; per item, None or the exception that kept
-        it out of the store."""
-        if len(items) > 1:
-            try:
-                with self.store.begin() as conn:
-                    for item in items:
-                        self._store(conn, item)
-                return [None] * len(items)
-            except Exception:  # find which one: each on its own
-                pass
+        it out of the store. ``wait=False``: raise WriteLockBusy rather than wait for
+        another process's write to end (nothing is stored then)."""
+        try:
+            with self.store.begin_writing(wait) as conn:
+                for item in items:
+                    self._store(conn, item)
+            return [None] * len(items)
+        except WriteLockBusy:
+            raise
+        except Exception as exc:  # find which one: each on its own
+            if len(items) == 1:
+                return [exc]
         errors: list[Exception | None] = []
         for item in items:
             try:

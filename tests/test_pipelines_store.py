@@ -110,3 +110,74 @@ def test_dedupe_looks_up_on_one_connection_and_replaces_it_when_it_breaks(db_url
         assert dedupe._conn is not first
     dedupe.close_spider()
     store.dispose()
+
+
+def _hold_write_lock(sqlite_url):
+    """Another process's write transaction, as SQLite sees it: a second connection in BEGIN IMMEDIATE."""
+    import sqlite3
+
+    other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_begin_writing_does_not_queue_behind_another_writer(sqlite_url):
+    from crawler.exceptions import WriteLockBusy
+
+    store = Store.from_url(sqlite_url)
+    other = _hold_write_lock(sqlite_url)
+    with pytest.raises(WriteLockBusy, match="another process is writing"):
+        with store.begin_writing(wait=False):
+            pass
+    other.execute("COMMIT")
+    with store.begin_writing(wait=False) as conn:  # free now; and the connection waits again as before
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    other.close()
+    store.dispose()
+
+
+def test_a_batch_that_finds_the_lock_taken_goes_back_to_the_queue_and_is_stored_later(sqlite_url):
+    store = Store.from_url(sqlite_url)
+    pipeline, crawler = _pipeline(store, batch_size=2)
+    other = _hold_write_lock(sqlite_url)
+    results = []
+    try:
+        for n in (1, 2):
+            pipeline.submit(_item(n)).addCallbacks(results.append, results.append)
+        assert results == [] and len(pipeline._waiting) == 2  # the batch is back in the queue
+        assert crawler.stats.get_value("newswatch/store/lock_busy") == 1
+        pipeline.submit(_item(3)).addCallbacks(results.append, results.append)  # tried again, still busy
+        assert results == [] and len(pipeline._waiting) == 3
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _stored_urls(store) == []
+    pipeline.flush()  # what the retry timer calls
+    assert sorted(item["url"] for item in results) == [f"https://news.example/{n}" for n in (1, 2, 3)]
+    assert _stored_urls(store) == [f"https://news.example/{n}" for n in (1, 2, 3)]
+    store.dispose()
+
+
+def test_past_its_patience_or_at_the_close_a_batch_waits_for_the_lock(sqlite_url):
+    import threading
+
+    store = Store.from_url(sqlite_url)
+    pipeline, crawler = _pipeline(store, batch_size=10)
+    other = _hold_write_lock(sqlite_url)
+    pipeline.submit(_item(1))
+    pipeline.flush()
+    assert _stored_urls(store) == [] and crawler.stats.get_value("newswatch/store/lock_busy") == 1
+    released = threading.Event()
+
+    def release_when_asked():
+        released.wait(30)
+        other.execute("COMMIT")
+
+    thread = threading.Thread(target=release_when_asked)
+    thread.start()
+    released.set()  # whenever the commit comes, the waiting flush gets the lock after it
+    pipeline.close_spider()
+    thread.join()
+    other.close()
+    assert _stored_urls(store) == ["https://news.example/1"]
+    store.dispose()

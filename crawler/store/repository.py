@@ -16,14 +16,15 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from crawler.exceptions import ConfigError, StoreError
+from crawler.exceptions import ConfigError, StoreError, WriteLockBusy
 from crawler.store import schema
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite:///data/newswatch.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's transaction
 
 
 def utcnow() -> datetime:
@@ -60,7 +61,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -147,6 +148,35 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """A transaction: committed on success, rolled back on error."""
         with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def begin_writing(self, wait: bool = True) -> Iterator[Connection]:
+        """A transaction that holds SQLite's write lock from its first statement
+        (``BEGIN IMMEDIATE``), as :meth:`begin` otherwise.
+
+        With ``wait=False`` it does not queue behind another process's write: it raises
+        :class:`~crawler.exceptions.WriteLockBusy` at once, and the caller can do other
+        work and try again (SQLite's own waiting sleeps in steps of up to 100 ms, with
+        the thread blocked). On PostgreSQL, which has no such lock, this is :meth:`begin`.
+        """
+        if self.dialect != "sqlite":
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.engine.begin() as conn:
+            if wait:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                        raise
+                    raise WriteLockBusy(f"{self.engine.url.database}: another process is writing") from None
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             yield conn
 
     def dispose(self) -> None:
