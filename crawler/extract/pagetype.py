@@ -9,6 +9,7 @@ after it (too little text, or text that is mostly one-line headlines). Both rais
 from __future__ import annotations
 
 import re
+from itertools import islice
 from urllib.parse import parse_qs, urlsplit
 
 from crawler.exceptions import NotAnArticle
@@ -82,8 +83,11 @@ def check_article_text(url: str, paragraphs: list[str], is_article: bool, listin
     ``is_article``: the page declares itself an article; ``listing``: :func:`listing_signals`.
     """
     text = " ".join(paragraphs)
-    # Words, counting two CJK characters as one (those scripts do not separate words).
-    words = len(_WORD.findall(text)) + len(_CJK.findall(text)) // 2
+    # Words, counting two CJK characters as one (those scripts do not separate words);
+    # counting stops at MIN_WORDS: an article body has many more.
+    words = sum(1 for _ in islice(_WORD.finditer(text), MIN_WORDS))
+    if words < MIN_WORDS:
+        words += len(_CJK.findall(text)) // 2
     if words < MIN_WORDS:
         raise NotAnArticle(f"no article body ({words} words) at {url}")
     if is_article:
