@@ -59,11 +59,14 @@ def test_the_cached_model_ranks_every_language_as_py3langid_does(fresh_identifie
     assert len(_model_dirs(fresh_identifier)) == 1
     texts = _texts()
     assert len(texts) > 50
-    for text in texts:
-        expected = reference.rank(text)
-        assert first.rank(text) == expected
-        assert cached.rank(text) == expected
-        assert cached.classify(text) == reference.classify(text)
+    first.MEMO_SIZE = 50  # cleared again and again
+    for _ in range(2):  # the second time, every word of the cached identifier is remembered
+        for text in texts:
+            expected = reference.rank(text)
+            assert first.rank(text) == expected
+            assert cached.rank(text) == expected
+            assert cached.classify(text) == reference.classify(text)
+    assert len(cached._memo) > 1000
 
 
 def test_detect_language_needs_enough_text(fresh_identifier):
