@@ -65,6 +65,9 @@ SOURCES_SITEMAP_MAX_PAGES = 500
 # -- engine ---------------------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19's RemoteControl: an HTTP server per crawl that runs Python code sent to it
+# (its token in a file under the user's profile). Not for an unattended service.
+REMOTE_CONTROL_ENABLED = False
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "crawler.logformatter.NewswatchLogFormatter"
 FEED_EXPORT_ENCODING = "utf-8"

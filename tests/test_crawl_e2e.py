@@ -166,3 +166,16 @@ def test_invalid_watch_query_is_refused_with_its_position(tmp_path):
                      "--watch", '"unterminated', check=False)
     assert result.returncode == 2
     assert "position" in result.stderr
+
+
+def test_a_crawl_opens_no_remote_code_endpoint(newsroom, sqlite_url):
+    """Scrapy 2.19 starts by default an HTTP server that runs Python code sent to it;
+    an unattended crawler must not."""
+    def enabled_extensions(*settings):
+        result = run_cli("-v", "crawl", newsroom.url("/feeds/main.rss"), "--db", sqlite_url, *settings)
+        listed = result.stderr.split("Enabled extensions:", 1)[1].split("]", 1)[0]
+        assert "CoreStats" in listed, result.stderr
+        return listed
+
+    assert "RemoteControl" not in enabled_extensions()
+    assert "RemoteControl" in enabled_extensions("-s", "REMOTE_CONTROL_ENABLED=True")  # Scrapy's default
