@@ -376,6 +376,7 @@ class StorePipeline:
                    use_thread=settings.getbool("STORE_THREAD", True))
 
     def open_spider(self, spider=None):
+        self.store.checkpoint_in_background()  # SQLite: commits never wait for a disk flush
         if self.use_thread and self.batch_size > 1:
             from twisted.python.threadpool import ThreadPool
 

@@ -72,6 +72,8 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._checkpointer = None
+        self._checkpointer_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str | None = None) -> "Store":
@@ -164,7 +166,11 @@ class Store:
             with self.begin() as conn:
                 yield conn
             return
+        checkpointer = self._checkpointer
         with self.engine.begin() as conn:
+            if checkpointer is not None and not conn.connection.info.get("background_checkpoints"):
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does them
+                conn.connection.info["background_checkpoints"] = True
             if wait:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
@@ -178,8 +184,25 @@ class Store:
                 finally:
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             yield conn
+        if checkpointer is not None:
+            checkpointer.committed()
+
+    def checkpoint_in_background(self) -> None:
+        """SQLite: from now on, :meth:`begin_writing`'s commits leave WAL checkpoints (and
+        their disk flush) to a thread of their own (:mod:`crawler.store.checkpoint`)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            return
+        from crawler.store.checkpoint import WalCheckpointer
+
+        with self._checkpointer_lock:
+            if self._checkpointer is None:
+                self._checkpointer = WalCheckpointer(path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
 
     def dispose(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         self.engine.dispose()
 
     # -- sources ---------------------------------------------------------------------
