@@ -40,8 +40,8 @@ EXTRACT_LEARN_TEMPLATES = True  # learn each site's repeated boilerplate and rem
 EXTRACT_TEMPLATE_SAVE_EVERY = 20  # pages of a site between saves of its learned template
 DEDUPE_NEAR_THRESHOLD = 0.5
 DEDUPE_WINDOW_DAYS = 30
-STORE_BATCH_SIZE = 32  # articles stored per transaction at most (1: one transaction each)
-STORE_BATCH_DELAY = 0.1  # seconds an article waits for others to share its transaction
+STORE_BATCH_SIZE = 100  # articles stored per transaction at most (1: one transaction each)
+STORE_BATCH_DELAY = 0.25  # seconds an article waits for others to share its transaction
 STORE_THREAD = True  # batches written by a thread of their own, so the reactor goes on fetching
 
 # -- alerts ---------------------------------------------------------------------------
