@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from scrapy.settings import Settings
@@ -10,7 +11,6 @@ from scrapy.utils.conf import closest_scrapy_cfg
 from scrapy.utils.project import get_project_settings
 
 from crawler.exceptions import ConfigError
-from crawler.frontier import use_redis_frontier
 from crawler.store import resolve_db_url
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,10 @@ def build_settings(db: str | None = None, watch: list[str] | None = None, output
                                      "overwrite": False}}, priority="cmdline")
     for key, value in (overrides or {}).items():
         settings.set(key, value, priority="cmdline")
-    use_redis_frontier(settings)
+    if settings.get("FRONTIER_REDIS_URL") or os.environ.get("NEWSWATCH_REDIS"):
+        from crawler.frontier import use_redis_frontier  # scrapy-redis and redis only when used
+
+        use_redis_frontier(settings)
     return settings
 
 

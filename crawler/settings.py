@@ -1,6 +1,8 @@
 """Default settings of newswatch, grouped by component. The project's ``settings.py``
 imports these; ``scrapy crawl`` and ``newswatch`` read the same values."""
 
+from scrapy.settings import default_settings as _scrapy_defaults
+
 BOT_NAME = "newswatch"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
@@ -68,6 +70,9 @@ TELNETCONSOLE_ENABLED = False
 # Scrapy 2.19's RemoteControl: an HTTP server per crawl that runs Python code sent to it
 # (its token in a file under the user's profile). Not for an unattended service.
 REMOTE_CONTROL_ENABLED = False
+# ... and not even loaded (a None in EXTENSIONS still imports it, and aiohttp with it).
+EXTENSIONS_BASE = {path: order for path, order in _scrapy_defaults.EXTENSIONS_BASE.items()
+                   if not path.endswith(".RemoteControl")}
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "crawler.logformatter.NewswatchLogFormatter"
 FEED_EXPORT_ENCODING = "utf-8"
