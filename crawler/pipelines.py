@@ -458,7 +458,6 @@ class StorePipeline:
             self._busy_since = None
             self._settle(waiting, errors)
             return
-        from twisted.internet import reactor
         from twisted.internet.threads import deferToThreadPool
 
         writing = deferToThreadPool(reactor, self._thread, self.store_many, items)
