@@ -345,7 +345,7 @@ class StorePipeline:
     order, so the reactor goes on fetching while the database works (and, on
     PostgreSQL, while it waits for the server)."""
 
-    LOCK_RETRY_DELAY = 0.005  # seconds between tries of a batch that found SQLite's write lock taken
+    LOCK_RETRY_DELAY = 0.005  # seconds between tries of a batch that found the write lock taken
     LOCK_PATIENCE = 1.0  # seconds of such tries before the batch waits for the lock
 
     def __init__(self, crawler, store, story_index: StoryIndex, flood_limit: int = 20,
@@ -430,7 +430,8 @@ class StorePipeline:
         """Store the waiting articles now, in one transaction.
 
         On the reactor thread, a batch does not queue behind another process's write
-        (SQLite's waiting would block the reactor in sleeps of up to 100 ms): it goes
+        (waiting for SQLite's write lock or PostgreSQL's advisory one would block the
+        reactor for the other's whole transaction): it goes
         back to the queue, the reactor fetches and extracts meanwhile, and the batch,
         grown by then, is tried again every ``LOCK_RETRY_DELAY`` seconds; after
         ``LOCK_PATIENCE`` seconds, or with ``wait``, it waits for the lock."""

@@ -97,13 +97,12 @@ def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
             for pair in args.set:
                 command += ["-s", pair]
             # This process is its own worker: extraction and the store's batches run on
-            # its reactor thread (no other thread to share the interpreter with).
-            command += ["-s", "EXTRACT_WORKERS=0", "--hosts-shared-by", str(shared)]
-            if not (args.db or os.environ.get("NEWSWATCH_DB") or "").startswith("postgresql"):
-                # SQLite answers in-process: the store's batches cost less on the reactor
-                # thread than a store thread sharing the interpreter with it. PostgreSQL's
-                # round trips keep the store thread, which waits for them off the reactor.
-                command += ["-s", "STORE_THREAD=False"]
+            # its reactor thread (no other thread to share the interpreter with). A store
+            # thread would hold the database's write lock while it waits for the
+            # interpreter, and the other processes' batches wait behind it; on the reactor
+            # a batch that finds the lock taken goes back to the queue instead
+            # (StorePipeline.flush). Measured: SQLite +5%, PostgreSQL +9%.
+            command += ["-s", "EXTRACT_WORKERS=0", "-s", "STORE_THREAD=False", "--hosts-shared-by", str(shared)]
             children.append(subprocess.Popen(command, preexec_fn=_stop_with_parent))
         logger.info("crawling %d sources in %d processes", len(args.urls), len(children))
         codes = _wait_passing_signals(children)

@@ -31,7 +31,9 @@ def test_split_sources_keeps_hosts_together_and_spreads_a_host_that_has_too_many
     assert split_sources(one_host[:1], 4) == [[0]]  # never more processes than sources
 
 
-def test_crawl_in_two_processes_stores_each_article_once(newsroom, sqlite_url, tmp_path):
+def test_crawl_in_two_processes_stores_each_article_once(newsroom, db_url, tmp_path):
+    """On both backends: the processes share the database's write lock (SQLite's, or
+    PostgreSQL's advisory lock), each batch retried while the other holds it."""
     # A second feed on the same host announces two of the articles again: both processes
     # may fetch them, one stores each.
     manifest = [e for e in load_manifest() if e["file"] != "g7.html"]
@@ -40,7 +42,7 @@ def test_crawl_in_two_processes_stores_each_article_once(newsroom, sqlite_url, t
                          feeds=("second",), content_type=f"text/html; charset={entry['charset']}")
     out = tmp_path / "out.jsonl"
     result = run_cli("crawl", newsroom.url("/feeds/main.rss"), newsroom.url("/feeds/second.rss"),
-                     "--db", sqlite_url, "-o", str(out), "--processes", "2", "--watch", "wildfires Canada",
+                     "--db", db_url, "-o", str(out), "--processes", "2", "--watch", "wildfires Canada",
                      "--no-send")
     summary = parse_summary(result.stderr)
     assert result.stderr.count("sources=") == 1  # one summary, the total
@@ -49,7 +51,7 @@ def test_crawl_in_two_processes_stores_each_article_once(newsroom, sqlite_url, t
     lines = read_jsonl(out)
     assert len(lines) == len({a["canonical_url"] for a in lines}) == len(ARTICLE_PATHS)
     assert [a["matched"] for a in lines if "wildfires" in a["url"]] == [["wildfires Canada"]]
-    with open_store(sqlite_url).begin() as conn:
+    with open_store(db_url).begin() as conn:
         assert conn.execute(select(func.count()).select_from(articles)).scalar() == len(ARTICLE_PATHS)
     # The pages the two processes were sent to: every article at least once, each page of
     # the second feed at most twice.

@@ -112,34 +112,59 @@ def test_dedupe_looks_up_on_one_connection_and_replaces_it_when_it_breaks(db_url
     store.dispose()
 
 
-def _hold_write_lock(sqlite_url):
-    """Another process's write transaction, as SQLite sees it: a second connection in BEGIN IMMEDIATE."""
-    import sqlite3
+class _OtherWriter:
+    """Another process's write transaction, as the database sees it: on SQLite a second
+    connection in BEGIN IMMEDIATE, on PostgreSQL a second session holding the store's
+    advisory write lock in an open transaction."""
 
-    other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    return other
+    def __init__(self, db_url):
+        if db_url.startswith("sqlite"):
+            import sqlite3
+
+            self.conn = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None, check_same_thread=False)
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+            from sqlalchemy.engine import make_url
+
+            from crawler.store.repository import WRITE_LOCK_KEY, resolve_db_url
+
+            url = make_url(resolve_db_url(db_url))
+            self.conn = psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database)
+            self.conn.execute("SELECT pg_advisory_xact_lock(%d)" % WRITE_LOCK_KEY)
+
+    def end(self, how="COMMIT"):
+        self.conn.execute(how)
+
+    def close(self):
+        self.conn.close()
 
 
-def test_begin_writing_does_not_queue_behind_another_writer(sqlite_url):
+def test_begin_writing_does_not_queue_behind_another_writer(db_url):
     from crawler.exceptions import WriteLockBusy
 
-    store = Store.from_url(sqlite_url)
-    other = _hold_write_lock(sqlite_url)
+    store = Store.from_url(db_url)
+    other = _OtherWriter(db_url)
     with pytest.raises(WriteLockBusy, match="another process is writing"):
         with store.begin_writing(wait=False):
             pass
-    other.execute("COMMIT")
+    other.end()
     with store.begin_writing(wait=False) as conn:  # free now; and the connection waits again as before
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        if store.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        else:  # held by this transaction, to its end
+            with Store.from_url(db_url).engine.connect() as third:
+                from crawler.store.repository import WRITE_LOCK_KEY
+
+                assert third.exec_driver_sql("SELECT pg_try_advisory_lock(%d)" % WRITE_LOCK_KEY).scalar() is False
     other.close()
     store.dispose()
 
 
-def test_a_batch_that_finds_the_lock_taken_goes_back_to_the_queue_and_is_stored_later(sqlite_url):
-    store = Store.from_url(sqlite_url)
+def test_a_batch_that_finds_the_lock_taken_goes_back_to_the_queue_and_is_stored_later(db_url):
+    store = Store.from_url(db_url)
     pipeline, crawler = _pipeline(store, batch_size=2)
-    other = _hold_write_lock(sqlite_url)
+    other = _OtherWriter(db_url)
     results = []
     try:
         for n in (1, 2):
@@ -149,7 +174,7 @@ def test_a_batch_that_finds_the_lock_taken_goes_back_to_the_queue_and_is_stored_
         pipeline.submit(_item(3)).addCallbacks(results.append, results.append)  # tried again, still busy
         assert results == [] and len(pipeline._waiting) == 3
     finally:
-        other.execute("ROLLBACK")
+        other.end("ROLLBACK")
         other.close()
     assert _stored_urls(store) == []
     pipeline.flush()  # what the retry timer calls
@@ -158,12 +183,12 @@ def test_a_batch_that_finds_the_lock_taken_goes_back_to_the_queue_and_is_stored_
     store.dispose()
 
 
-def test_past_its_patience_or_at_the_close_a_batch_waits_for_the_lock(sqlite_url):
+def test_past_its_patience_or_at_the_close_a_batch_waits_for_the_lock(db_url):
     import threading
 
-    store = Store.from_url(sqlite_url)
+    store = Store.from_url(db_url)
     pipeline, crawler = _pipeline(store, batch_size=10)
-    other = _hold_write_lock(sqlite_url)
+    other = _OtherWriter(db_url)
     pipeline.submit(_item(1))
     pipeline.flush()
     assert _stored_urls(store) == [] and crawler.stats.get_value("newswatch/store/lock_busy") == 1
@@ -171,7 +196,7 @@ def test_past_its_patience_or_at_the_close_a_batch_waits_for_the_lock(sqlite_url
 
     def release_when_asked():
         released.wait(30)
-        other.execute("COMMIT")
+        other.end()
 
     thread = threading.Thread(target=release_when_asked)
     thread.start()

@@ -96,13 +96,13 @@ from crawler.dedupe.fingerprints import (
     to_signed64,
 )
 from crawler.dedupe.urls import canonicalize_url
-from crawler.store.prepared import Prepared
+from crawler.store.prepared import Prepared, pg_query
+from crawler.store.repository import WRITE_LOCK_KEY, holds_write_lock, mark_write_locked
 from crawler.store.schema import articles, stories, story_bands
 
 logger = logging.getLogger(__name__)
 
-_LOCK_KEY = 0x6E77_5354  # PostgreSQL advisory lock id of the story index
-_SQLITE_LOCKED = "newswatch.story_lock"  # conn.info: the transaction holding SQLite's write lock
+_LOCK_KEY = WRITE_LOCK_KEY  # PostgreSQL advisory lock id: the store's write lock
 _LEAD_WORDS = 12
 _MIN_TITLE_WORDS = 4
 # Weights used only to rank candidates before verification.
@@ -323,17 +323,21 @@ class StoryIndex:
 
     @staticmethod
     def _lock(conn: Connection) -> None:
-        """Serialise decisions across processes until the caller's transaction ends."""
+        """Serialise decisions across processes until the caller's transaction ends
+        (nothing to do when it holds the store's write lock already, as
+        ``Store.begin_writing`` transactions do)."""
+        if holds_write_lock(conn):
+            return
         if conn.dialect.name == "postgresql":
-            _pg_query(conn, "SELECT pg_advisory_xact_lock(%d)" % _LOCK_KEY, ())
+            pg_query(conn, "SELECT pg_advisory_xact_lock(%d)" % _LOCK_KEY, ())
         elif conn.dialect.name == "sqlite":
             # Any write statement takes SQLite's write lock (waiting up to busy_timeout),
             # held to the end of the transaction: once per transaction is enough (a store
             # batch decides many articles in one).
-            transaction = conn.get_transaction()
-            if transaction is None or conn.info.get(_SQLITE_LOCKED) is not transaction:
-                conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
-                conn.info[_SQLITE_LOCKED] = conn.get_transaction()
+            conn.exec_driver_sql("UPDATE stories SET size = size WHERE id = ''")
+        else:
+            return
+        mark_write_locked(conn)
 
     def _candidate_doc(self, article_id, title, text, length, canonical_url, source_url, chash) -> _Doc | None:
         """The candidate's fingerprints: cached, or computed from ``text`` (None when its
@@ -362,7 +366,7 @@ class StoryIndex:
         The keys and ids are integers made here, written into the SQL as literals. On
         PostgreSQL the lock and the bucket look-up travel in one message (two statements:
         the look-up's snapshot is taken after the lock is granted), with the transaction's
-        BEGIN when it has not started yet (see :func:`_pg_query`), and a candidate whose
+        BEGIN when it has not started yet (see :func:`crawler.store.prepared.pg_query`), and a candidate whose
         fingerprints are cached is fetched without its text.
         """
         postgres = conn.dialect.name == "postgresql"
@@ -370,9 +374,10 @@ class StoryIndex:
             self._lock(conn)
             return []
         if postgres:
-            rows = _pg_query(conn, "SELECT pg_advisory_xact_lock(%d); SELECT band, article_id FROM story_bands "
-                                   "WHERE band = ANY('{%s}'::bigint[]) LIMIT %d"
-                             % (_LOCK_KEY, ",".join(map(str, keys)), self.max_bucket_rows), (int, int))
+            lock = "" if holds_write_lock(conn) else "SELECT pg_advisory_xact_lock(%d); " % _LOCK_KEY
+            rows = pg_query(conn, "%sSELECT band, article_id FROM story_bands WHERE band = ANY('{%s}'::bigint[]) "
+                                  "LIMIT %d" % (lock, ",".join(map(str, keys)), self.max_bucket_rows), (int, int))
+            mark_write_locked(conn)
         else:
             self._lock(conn)
             rows = conn.connection.execute("SELECT band, article_id FROM story_bands WHERE band IN (%s) LIMIT %d"
@@ -394,7 +399,7 @@ class StoryIndex:
             if postgres:
                 text = "CASE WHEN id IN (%s) THEN NULL ELSE text END" % ", ".join(map(str, skip_text)) \
                     if skip_text else "text"
-                return _pg_query(conn, sql % (text, ", ".join(map(str, ids))), (int, str, str, int, str, str, str, int))
+                return pg_query(conn, sql % (text, ", ".join(map(str, ids))), (int, str, str, int, str, str, str, int))
             # SQLite: in this process, the text costs nothing to send; "?" lets it reuse the statement
             return conn.connection.execute(sql % ("text", ", ".join("?" * len(ids))), ids).fetchall()
 
@@ -513,35 +518,6 @@ class StoryIndex:
                 break
             story_id = target
         return story_id
-
-
-def _pg_query(conn: Connection, sql: str, types: tuple) -> list[tuple]:
-    """Rows of the last statement of ``sql`` (values converted by ``types``, int or str).
-
-    Sent by libpq as one simple-protocol message, with the BEGIN of the caller's
-    transaction in front when it has not started yet: psycopg would send that BEGIN
-    alone and wait for its answer (one more round trip), and its cursors cost more client
-    time than the look-up itself. ``sql`` must hold only literals made by this module.
-    """
-    from psycopg import errors, pq
-
-    driver = conn.connection.driver_connection
-    pgconn = driver.pgconn
-    if pgconn.transaction_status == pq.TransactionStatus.IDLE and not driver.autocommit:
-        if (driver.isolation_level, driver.read_only, driver.deferrable) == (None, None, None):
-            sql = "BEGIN; " + sql
-        else:  # psycopg begins it, with the connection's transaction characteristics
-            driver.execute("SELECT 1")
-    result = pgconn.exec_(sql.encode())
-    encoding = driver.info.encoding
-    if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-        raise errors.error_from_result(result, encoding=encoding)
-    convert = [int if kind is int else (lambda value: value.decode(encoding)) for kind in types]
-    rows = []
-    for row in range(result.ntuples):
-        values = [result.get_value(row, col) for col in range(len(types))]
-        rows.append(tuple(None if v is None else f(v) for f, v in zip(convert, values)))
-    return rows
 
 
 def content_hash_of_normalized(body: str) -> int:

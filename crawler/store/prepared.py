@@ -128,3 +128,32 @@ class Prepared:
             cursor.executemany(compiled.sql, [compiled.params(row, memo) for row in rows])
         finally:
             cursor.close()
+
+
+def pg_query(conn: Connection, sql: str, types: tuple) -> list[tuple]:
+    """Rows of the last statement of ``sql`` (values converted by ``types``, int or str).
+
+    Sent by libpq as one simple-protocol message, with the BEGIN of the caller's
+    transaction in front when it has not started yet: psycopg would send that BEGIN
+    alone and wait for its answer (one more round trip), and its cursors cost more client
+    time than the look-up itself. ``sql`` must hold only literals made by the caller (no outside text).
+    """
+    from psycopg import errors, pq
+
+    driver = conn.connection.driver_connection
+    pgconn = driver.pgconn
+    if pgconn.transaction_status == pq.TransactionStatus.IDLE and not driver.autocommit:
+        if (driver.isolation_level, driver.read_only, driver.deferrable) == (None, None, None):
+            sql = "BEGIN; " + sql
+        else:  # psycopg begins it, with the connection's transaction characteristics
+            driver.execute("SELECT 1")
+    result = pgconn.exec_(sql.encode())
+    encoding = driver.info.encoding
+    if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        raise errors.error_from_result(result, encoding=encoding)
+    convert = [int if kind is int else (lambda value: value.decode(encoding)) for kind in types]
+    rows = []
+    for row in range(result.ntuples):
+        values = [result.get_value(row, col) for col in range(len(types))]
+        rows.append(tuple(None if v is None else f(v) for f, v in zip(convert, values)))
+    return rows

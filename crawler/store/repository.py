@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite:///data/newswatch.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's transaction
+# PostgreSQL advisory lock that serialises the writers of articles and their stories
+# (on SQLite, the database's own write lock does it); held to the end of the transaction.
+WRITE_LOCK_KEY = 0x6E77_5354
+_WRITE_LOCKED = "newswatch.write_lock"  # conn.info: the transaction that holds the write lock
 
 
 def utcnow() -> datetime:
@@ -55,6 +59,18 @@ def resolve_db_url(url: str | None = None) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return url
+
+
+def holds_write_lock(conn: Connection) -> bool:
+    """Whether ``conn``'s current transaction holds the write lock (see :func:`mark_write_locked`)."""
+    transaction = conn.get_transaction()
+    return transaction is not None and conn.info.get(_WRITE_LOCKED) is transaction
+
+
+def mark_write_locked(conn: Connection) -> None:
+    """Note that ``conn``'s current transaction took the write lock, so later statements
+    of the same transaction do not ask for it again."""
+    conn.info[_WRITE_LOCKED] = conn.get_transaction()
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -154,14 +170,28 @@ class Store:
 
     @contextmanager
     def begin_writing(self, wait: bool = True) -> Iterator[Connection]:
-        """A transaction that holds SQLite's write lock from its first statement
-        (``BEGIN IMMEDIATE``), as :meth:`begin` otherwise.
+        """A transaction that holds the database's write lock from its start: SQLite's
+        (``BEGIN IMMEDIATE``), PostgreSQL's advisory lock ``WRITE_LOCK_KEY`` (the one
+        that serialises story decisions, see :mod:`crawler.dedupe.stories`). Otherwise
+        as :meth:`begin`.
 
         With ``wait=False`` it does not queue behind another process's write: it raises
         :class:`~crawler.exceptions.WriteLockBusy` at once, and the caller can do other
-        work and try again (SQLite's own waiting sleeps in steps of up to 100 ms, with
-        the thread blocked). On PostgreSQL, which has no such lock, this is :meth:`begin`.
+        work and try again (SQLite's own waiting sleeps in steps of up to 100 ms, and a
+        PostgreSQL lock wait blocks the thread, either way for the whole of the other
+        process's transaction).
         """
+        if self.dialect == "postgresql":
+            with self.begin() as conn:
+                from crawler.store.prepared import pg_query
+
+                if wait:
+                    pg_query(conn, "SELECT pg_advisory_xact_lock(%d)" % WRITE_LOCK_KEY, ())
+                elif pg_query(conn, "SELECT pg_try_advisory_xact_lock(%d)" % WRITE_LOCK_KEY, (str,))[0][0] != "t":
+                    raise WriteLockBusy(f"{self.engine.url.database}: another process is writing")
+                mark_write_locked(conn)
+                yield conn
+            return
         if self.dialect != "sqlite":
             with self.begin() as conn:
                 yield conn
@@ -183,6 +213,7 @@ class Store:
                     raise WriteLockBusy(f"{self.engine.url.database}: another process is writing") from None
                 finally:
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            mark_write_locked(conn)
             yield conn
         if checkpointer is not None:
             checkpointer.committed()
