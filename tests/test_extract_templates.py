@@ -154,6 +154,28 @@ def test_two_crawlers_of_one_site_add_up_their_counts(db_url):
     assert merged.active and NEWSDESK not in extract(6, merged)["text"]
 
 
+def test_a_save_larger_than_one_statement_adds_every_count(db_url):
+    """Increments are written as multi-row upserts of _UPSERT_ROWS rows: a save of more
+    lines than that (a site's first pages, a long crawl) stores them all, and a second
+    save adds to the stored counts."""
+    from crawler.extract.templates import _UPSERT_ROWS
+
+    store = open_store(db_url)
+    lines = [(fp, f"line {fp}") for fp in range(1, 2 * _UPSERT_ROWS + 7)]
+    template = SiteTemplate()
+    template.learn_lines(lines)
+    with store.begin() as conn:
+        save_template(conn, HOST, template)
+    template.learn_lines(lines[:_UPSERT_ROWS + 1])
+    with store.begin() as conn:
+        save_template(conn, HOST, template)
+    with store.begin() as conn:
+        stored = load_template(conn, HOST)
+    assert stored.pages == 2
+    assert stored.counts == {fp: 2 if fp <= _UPSERT_ROWS + 1 else 1 for fp, _ in lines}
+    assert stored.samples[_UPSERT_ROWS + 3] == f"line {_UPSERT_ROWS + 3}"
+
+
 @pytest.mark.parametrize("line", ["", "x" * 1000])
 def test_empty_and_long_lines_are_not_learned(line):
     template = SiteTemplate()

@@ -208,9 +208,16 @@ def load_template(conn, site: str) -> SiteTemplate:
     return template
 
 
+_UPSERT_ROWS = 500  # rows per multi-row upsert statement (SQLite allows 32,766 parameters)
+
+
 def _upsert_increments(conn, table, key_names: list[str], rows: list[dict]) -> None:
-    """Add each row's ``pages`` to the stored count (creating missing rows): one statement,
-    executed for all rows at once."""
+    """Add each row's ``pages`` to the stored count (creating missing rows).
+
+    One multi-row statement per ``_UPSERT_ROWS`` rows: a save carries one row per line
+    seen since the last one (~10 per page, most of them seen once), and on PostgreSQL an
+    executemany still costs the server one execution per row. Rows must have distinct
+    keys (a statement may not update a row twice)."""
     if not rows:
         return
     dialect = conn.dialect.name
@@ -219,10 +226,10 @@ def _upsert_increments(conn, table, key_names: list[str], rows: list[dict]) -> N
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        stmt = insert(table)
-        stmt = stmt.on_conflict_do_update(index_elements=key_names,
-                                          set_={"pages": table.c.pages + stmt.excluded.pages})
-        conn.execute(stmt, rows)
+        for start in range(0, len(rows), _UPSERT_ROWS):
+            stmt = insert(table).values(rows[start:start + _UPSERT_ROWS])
+            conn.execute(stmt.on_conflict_do_update(index_elements=key_names,
+                                                    set_={"pages": table.c.pages + stmt.excluded.pages}))
         return
     for row in rows:
         where = [table.c[k] == row[k] for k in key_names]
