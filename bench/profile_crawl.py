@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--send", action="store_true",
                         help="let the crawl also deliver the alerts it queued (default: --no-send, as "
                              "python -m bench)")
+    parser.add_argument("--idle", action="store_true",
+                        help="wall-clock profile: also sample threads while they wait (py-spy --idle), "
+                             "each thread's stacks under its own root (--threads)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "profile"))
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -128,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    collapsed = out / f"crawl-{args.db}.collapsed.txt"
+    collapsed = out / f"crawl-{args.db}{'-idle' if args.idle else ''}.collapsed.txt"
     workdir = Path(tempfile.mkdtemp(prefix="newswatch-profile-"))
     wrap = [py_spy, "record", "--subprocesses", "--format", "raw", "--rate", str(args.rate), "--nonblocking",
-            "-o", str(collapsed), "--"]
+            *(["--idle", "--threads"] if args.idle else []), "-o", str(collapsed), "--"]
     with ServedNewsroom(args.articles, args.templates) as served:
         queries = generate_queries(served.room, args.subscriptions)
         extra = ["--processes", str(args.processes)] + ([] if args.send else ["--no-send"])
@@ -142,14 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             with PostgresSchema() as pg:
                 result = run_newswatch(served, pg.url, workdir, queries, "profile", extra, wrap=wrap)
     shutil.rmtree(workdir, ignore_errors=True)
-    header = (f"py-spy --subprocesses --rate {args.rate}, newswatch crawl --processes {args.processes} of "
+    header = (f"py-spy --subprocesses{' --idle --threads' if args.idle else ''} --rate {args.rate}, newswatch crawl --processes {args.processes} of "
               f"{args.articles} generated articles "
               f"{'(alerts delivered at the end) ' if args.send else ''}"
               f"({args.templates} templates) into {args.db}, {args.subscriptions} subscriptions: "
               f"{result.pages} pages in {result.measurement.wall:.1f} s (under py-spy)\n\n")
     compact(collapsed)
     summary = header + summarize(collapsed.with_name(collapsed.name + ".gz"))
-    (out / f"crawl-{args.db}.summary.txt").write_text(summary + "\n", "utf-8")
+    (out / f"crawl-{args.db}{'-idle' if args.idle else ''}.summary.txt").write_text(summary + "\n", "utf-8")
     print(summary)
     return 0
 
