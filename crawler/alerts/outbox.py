@@ -207,8 +207,8 @@ def _insert_new(conn, rows: list[dict]) -> list[str]:
     if not rows:
         return []
     stmt = _INSERT_NEW.get(conn.dialect.name)
-    if stmt is not None:
-        return [row["id"] for row in rows if stmt.first(conn, row) is not None]
+    if stmt is not None:  # one round trip for all of them on PostgreSQL
+        return [row["id"] for row, returned in zip(rows, stmt.each(conn, rows)) if returned]
     created = []
     for row in rows:
         if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is None:
@@ -354,8 +354,9 @@ def _flooded(conn, names: list[str], now: datetime, limit: int, window: float) -
         return {}
     since = now - timedelta(seconds=window)
     flooded = {}
-    for name in names:
-        if _RECENT.scalar(conn, {"name": name, "since": since, "limit": limit}) < limit:
+    counts = _RECENT.each(conn, [{"name": name, "since": since, "limit": limit} for name in names])
+    for name, ((count,),) in zip(names, counts):  # counted in one round trip on PostgreSQL
+        if count < limit:
             continue
         open_batch = conn.execute(_OPEN_BATCH, {"name": name, "now": now}).scalar()
         flooded[name] = ("batch", open_batch or now + timedelta(seconds=window))

@@ -119,6 +119,25 @@ class Prepared:
         row = self.first(conn, values)
         return None if row is None else row[0]
 
+    def each(self, conn: Connection, rows: Sequence[dict]) -> list[list[tuple]]:
+        """Run once per row of ``rows``; the result rows of each run, in order.
+
+        On PostgreSQL all the runs travel in one round trip (psycopg sends an
+        ``executemany`` as a pipeline); elsewhere they run one after the other."""
+        if conn.dialect.name != "postgresql" or len(rows) < 2:
+            return [self.all(conn, row) for row in rows]
+        compiled = self._for(conn)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            memo: dict = {}
+            cursor.executemany(compiled.sql, [compiled.params(row, memo) for row in rows], returning=True)
+            results = [cursor.fetchall()]
+            while cursor.nextset():
+                results.append(cursor.fetchall())
+            return results
+        finally:
+            cursor.close()
+
     def executemany(self, conn: Connection, rows: Iterable[dict]) -> None:
         """Run once per row of ``rows`` (no result)."""
         compiled = self._for(conn)
