@@ -480,8 +480,12 @@ class StorePipeline:
         another process's write to end (nothing is stored then)."""
         try:
             with self.store.begin_writing(wait) as conn:
-                for item in items:
-                    self._store(conn, item)
+                self.story_index.prefetch(conn, items)  # PostgreSQL: one look-up for the batch
+                try:
+                    for item in items:
+                        self._store(conn, item)
+                finally:
+                    self.story_index.end_prefetch()
             return [None] * len(items)
         except WriteLockBusy:
             raise

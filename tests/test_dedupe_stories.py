@@ -296,3 +296,51 @@ def test_a_fingerprint_made_by_the_worker_gives_the_same_decision_and_a_stale_on
         coarse = StoryIndex(bands=16).text_fingerprint(repost["title"], repost["text"])
         assert index.decide(conn, dict(repost, story_fingerprint=coarse)) == plain
     assert plain.evidence == "body" and not plain.is_new_story
+
+
+def _add_batch(store, index, keys, now=T0):
+    """What the store pipeline does with a batch: one write-locked transaction, the
+    buckets read once (StoryIndex.prefetch), then decide, insert, record each."""
+    items = []
+    for key in keys:
+        item = dict(ARTICLES[key])
+        item["canonical_url"] = canonicalize_url(item["url"])
+        item["content_hash"] = content_hash(item["text"])
+        items.append(item)
+    decisions = []
+    with store.begin_writing() as conn:
+        prefetched = index.prefetch(conn, items)
+        try:
+            for item in items:
+                decision = index.decide(conn, item)
+                item["story_id"] = decision.story_id
+                article_id = save_article(conn, item, decision.signature)
+                index.record(conn, article_id, item, decision, now=now)
+                decisions.append(decision)
+        finally:
+            index.end_prefetch()
+    return prefetched, decisions
+
+
+def test_a_batch_decided_from_buckets_read_once_decides_as_one_look_up_each(store):
+    """On PostgreSQL a store batch reads the index buckets of all its articles at once,
+    then adds the keys it records: every decision (copies stored before the batch, copies
+    within it, merges) is the one made with a look-up per article, in every order."""
+    keys = ["seed", "wire", "feed_only", "briefing_story"]
+    index = StoryIndex()
+    for order in itertools.permutations(keys):
+        clear(store)
+        add(store, index, "other_story")
+        add(store, index, order[0])  # one article of the story stored before the batch, too
+        one_by_one = [add(store, StoryIndex(), key) for key in order[1:]]
+        expected = partition(store)
+        clear(store)
+        add(store, index, "other_story")
+        add(store, index, order[0])
+        prefetched, batch = _add_batch(store, StoryIndex(), order[1:])
+        assert prefetched == (store.dialect == "postgresql")
+        assert partition(store) == expected
+        assert [(d.story_id, d.evidence, d.is_new_story, d.merged_story_ids, d.similar_article_id is None)
+                for d in batch] == [(d.story_id, d.evidence, d.is_new_story, d.merged_story_ids,
+                                     d.similar_article_id is None) for d in one_by_one]
+    assert groups(expected) == groups({k: EXPECTED[k] for k in keys + ["other_story"]})
