@@ -154,11 +154,11 @@ def test_two_crawlers_of_one_site_add_up_their_counts(db_url):
     assert merged.active and NEWSDESK not in extract(6, merged)["text"]
 
 
-def test_a_save_larger_than_one_statement_adds_every_count(db_url):
-    """Increments are written as multi-row upserts of _UPSERT_ROWS rows: a save of more
-    lines than that (a site's first pages, a long crawl) stores them all, and a second
-    save adds to the stored counts."""
-    from crawler.extract.templates import _UPSERT_ROWS
+def test_a_large_save_adds_every_count(db_url):
+    """Increments go as one statement over arrays on PostgreSQL, an executemany on
+    SQLite: a save of many lines (a site's first pages, a long crawl) stores them all
+    with their samples, and a second save adds to the stored counts."""
+    _UPSERT_ROWS = 500
 
     store = open_store(db_url)
     lines = [(fp, f"line {fp}") for fp in range(1, 2 * _UPSERT_ROWS + 7)]

@@ -208,28 +208,35 @@ def load_template(conn, site: str) -> SiteTemplate:
     return template
 
 
-_UPSERT_ROWS = 500  # rows per multi-row upsert statement (SQLite allows 32,766 parameters)
-
-
 def _upsert_increments(conn, table, key_names: list[str], rows: list[dict]) -> None:
-    """Add each row's ``pages`` to the stored count (creating missing rows).
+    """Add each row's ``pages`` to the stored count (creating missing rows); rows have
+    distinct keys.
 
-    One multi-row statement per ``_UPSERT_ROWS`` rows: a save carries one row per line
-    seen since the last one (~10 per page, most of them seen once), and on PostgreSQL an
-    executemany still costs the server one execution per row. Rows must have distinct
-    keys (a statement may not update a row twice)."""
+    A save carries one row per line seen since the last one (~9 per page, most of them
+    seen once). SQLite runs them as an executemany (in-process, cheap); on PostgreSQL,
+    where an executemany still costs the server one execution per row, they go as one
+    statement over arrays (``unnest``)."""
     if not rows:
         return
     dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        for start in range(0, len(rows), _UPSERT_ROWS):
-            stmt = insert(table).values(rows[start:start + _UPSERT_ROWS])
-            conn.execute(stmt.on_conflict_do_update(index_elements=key_names,
-                                                    set_={"pages": table.c.pages + stmt.excluded.pages}))
+    if dialect == "postgresql":
+        names = list(rows[0])
+        arrays = ", ".join("%%s::%s[]" % table.c[name].type.compile(dialect=conn.dialect) for name in names)
+        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
+               f"ON CONFLICT ({', '.join(key_names)}) DO UPDATE SET pages = {table.name}.pages + excluded.pages")
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(sql, [[row[name] for row in rows] for name in names])
+        finally:
+            cursor.close()
+        return
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=key_names,
+                                          set_={"pages": table.c.pages + stmt.excluded.pages})
+        conn.execute(stmt, rows)
         return
     for row in rows:
         where = [table.c[k] == row[k] for k in key_names]
