@@ -1,4 +1,5 @@
-"""``newswatch bench extract DIR``: body-extraction quality and speed, ours vs trafilatura.
+"""``newswatch bench extract DIR``: body-extraction quality and speed, ours vs trafilatura
+and news-please (when the ``[bench]`` extra is installed).
 
 DIR holds ``html/<id>.html.gz`` (or ``.html``) and ``ground-truth.json`` (id ->
 {url, articleBody}), the layout of the Article Extraction Benchmark. Scoring follows
@@ -101,10 +102,33 @@ def extract_trafilatura(html: bytes, url: str) -> str:
     return trafilatura.extract(html, url=url) or ""
 
 
+def extract_news_please(html: bytes, url: str) -> str:
+    """news-please (the peer of ``python -m bench``), images not fetched. A page it fails
+    on (e.g. Japanese without its optional tokenizer) counts as an empty output."""
+    from newsplease import NewsPlease
+
+    try:
+        article = NewsPlease.from_html(html.decode("utf-8", "replace"), url=url or None, fetch_images=False)
+    except Exception as exc:  # its failure on one page is part of its score
+        logger.info("news-please failed on %s: %s", url, exc)
+        return ""
+    return getattr(article, "maintext", None) or ""
+
+
 EXTRACTORS: dict[str, Callable[[bytes, str], str]] = {
     "newswatch": extract_ours,
     "trafilatura": extract_trafilatura,
+    "news-please": extract_news_please,
 }
+
+
+DEFAULT_EXTRACTORS = ("newswatch", "trafilatura")  # news-please with --only (it needs the [bench] extra)
+
+
+def available(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return name != "news-please" or find_spec("newsplease") is not None
 
 
 def run_all(pages, names: list[str], repeat: int = 1) -> tuple[list[dict], dict[str, list[str]]]:
@@ -147,7 +171,8 @@ def format_table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="newswatch bench extract",
-                                     description="Body F1/precision/recall and pages/s, ours vs trafilatura.")
+                                     description="Body F1/precision/recall and pages/s: newswatch, "
+                                                 "trafilatura and (when installed) news-please.")
     parser.add_argument("directory", help="benchmark directory: html/<id>.html.gz + ground-truth.json")
     parser.add_argument("--only", choices=sorted(EXTRACTORS), action="append",
                         help="run only this extractor (repeatable)")
@@ -160,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     pages = load_pages(directory)
-    names = args.only or list(EXTRACTORS)
+    names = args.only or list(DEFAULT_EXTRACTORS)
+    missing = [name for name in names if not available(name)]
+    if missing:
+        print(f"not installed: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
+        return 2
     # Warm up imports and caches once so the first extractor is not charged for them.
     for name in names:
         EXTRACTORS[name](pages[0][2], pages[0][1])
