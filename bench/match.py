@@ -33,7 +33,6 @@ import random
 import re
 import resource
 import statistics
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -270,7 +269,6 @@ def compile_subscriptions(subs):
 def stage_cpu(matcher, articles):
     """Median CPU ms per article of the stages of ``match``: tokenising the article
     (``ArticleIndex``), computing its keys, finding the candidates."""
-    arts, keys = [], []
     tokenise, present, cands = [], [], []
     for a in articles:
         c0 = time.thread_time()

@@ -30,7 +30,6 @@ import email.utils
 import html
 import json
 import logging
-import math
 import random
 import sys
 from collections import Counter

@@ -1,6 +1,5 @@
 """The query examples documented in the README are true (urlwatch's habit: docs are tests)."""
 
-import re
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,6 @@
 """The Store contract, on every backend (SQLite and PostgreSQL)."""
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from crawler.store import Store
 from crawler.store.articles import save_article
@@ -56,7 +56,7 @@ def test_a_failed_transaction_writes_nothing(db_url):
 
 
 def test_a_database_from_an_older_version_is_upgraded(db_url):
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     store = Store.from_url(db_url)
     store.get_source("https://a.example/feed")
