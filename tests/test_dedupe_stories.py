@@ -344,3 +344,19 @@ def test_a_batch_decided_from_buckets_read_once_decides_as_one_look_up_each(stor
                 for d in batch] == [(d.story_id, d.evidence, d.is_new_story, d.merged_story_ids,
                                      d.similar_article_id is None) for d in one_by_one]
     assert groups(expected) == groups({k: EXPECTED[k] for k in keys + ["other_story"]})
+
+
+def test_a_batch_with_an_item_that_cannot_be_fingerprinted_is_not_prefetched(store):
+    """prefetch reads nothing when one item of the batch is malformed (its own decision
+    raises later), so no decision is made from buckets that miss its keys."""
+    index = StoryIndex()
+    good = dict(ARTICLES["seed"], canonical_url=canonicalize_url(ARTICLES["seed"]["url"]))
+    broken = {"title": "No address", "text": ARTICLES["wire"]["text"]}  # neither url nor canonical_url
+    with store.begin_writing() as conn:
+        assert index.prefetch(conn, [good, broken]) is False
+        assert index._prefetched_buckets(conn) is None
+        if store.dialect == "postgresql":
+            assert index.prefetch(conn, [good, dict(good, url="https://x.example/a/copy-2023")]) is True
+            assert index._prefetched_buckets(conn) is not None
+        index.end_prefetch()
+        assert index._prefetched_buckets(conn) is None

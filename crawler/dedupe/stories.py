@@ -183,6 +183,7 @@ def _article_like(url: str | None) -> bool:
 
 
 # Built once: these run for every stored article (see crawler.store.prepared).
+# One statement for all of an article's keys: the server plans and executes once, not ~40 times.
 _PG_BANDS_INSERT = ("INSERT INTO story_bands (band, article_id, created_at) "
                     "SELECT unnest(%s::bigint[]), %s, %s ON CONFLICT DO NOTHING")
 # The limit is written in, not a parameter: the server's generic plan for a LIMIT $n is a
@@ -375,8 +376,10 @@ class StoryIndex:
         The keys and ids are integers made here, written into the SQL as literals. On
         PostgreSQL the lock and the bucket look-up travel in one message (two statements:
         the look-up's snapshot is taken after the lock is granted), with the transaction's
-        BEGIN when it has not started yet (see :func:`crawler.store.prepared.pg_query`), and a candidate whose
-        fingerprints are cached is fetched without its text.
+        BEGIN when it has not started yet (see :func:`crawler.store.prepared.pg_query`), and a
+        candidate whose fingerprints are cached is fetched without its text. In a transaction
+        that holds the write lock already, the look-up is a prepared statement, or no
+        statement at all when :meth:`prefetch` read the batch's buckets.
         """
         postgres = conn.dialect.name == "postgresql"
         if not keys:
@@ -457,8 +460,8 @@ class StoryIndex:
         for article in articles:
             try:
                 doc, fp = self._doc(article)
-            except Exception:  # a malformed item: its own decision will report it
-                continue
+            except Exception:  # a malformed item: each decision looks up its own (and reports it)
+                return False
             article["story_fingerprint"] = fp  # made once (decide takes it from the item)
             keys.update(self._keys(doc, fp))
         limit = self.max_bucket_rows * len(articles)
@@ -534,14 +537,7 @@ class StoryIndex:
                     if article_id not in ids:
                         ids.append(article_id)
         else:
-            if decision.keys and conn.dialect.name == "postgresql":
-                # One statement for all the keys: the server plans and executes once, not ~40 times.
-                cursor = conn.connection.driver_connection.cursor()
-                try:
-                    cursor.execute(_PG_BANDS_INSERT, (list(decision.keys), article_id, now))
-                finally:
-                    cursor.close()
-            elif decision.keys:
+            if decision.keys:
                 _BANDS_INSERT[conn.dialect.name if conn.dialect.name in _BANDS_INSERT else ""].executemany(
                     conn, [{"band": k, "article_id": article_id, "created_at": now} for k in decision.keys])
             found = [(story_id, *row) for story_id in story_ids
