@@ -351,7 +351,7 @@ def test_a_batch_with_an_item_that_cannot_be_fingerprinted_is_not_prefetched(sto
     raises later), so no decision is made from buckets that miss its keys."""
     index = StoryIndex()
     good = dict(ARTICLES["seed"], canonical_url=canonicalize_url(ARTICLES["seed"]["url"]))
-    broken = {"title": "No address", "text": ARTICLES["wire"]["text"]}  # neither url nor canonical_url
+    broken = {"title": "Bytes", "text": ARTICLES["wire"]["text"].encode(), "url": "https://b.example/news/2023-x"}
     with store.begin_writing() as conn:
         assert index.prefetch(conn, [good, broken]) is False
         assert index._prefetched_buckets(conn) is None
