@@ -398,7 +398,9 @@ class StorePipeline:
             self._thread.stop()
             self._thread = None
         try:
-            with self.store.begin() as conn:
+            # Under the write lock, like the batches: a batch that read the index's
+            # buckets once (StoryIndex.prefetch) must not see rows vanish meanwhile.
+            with self.store.begin_writing() as conn:
                 expired = self.story_index.expire(conn)
             if expired:
                 logger.info("near-duplicate index: %d old entries expired", expired)

@@ -206,3 +206,30 @@ def test_past_its_patience_or_at_the_close_a_batch_waits_for_the_lock(db_url):
     other.close()
     assert _stored_urls(store) == ["https://news.example/1"]
     store.dispose()
+
+
+def test_the_index_expiry_at_the_close_waits_for_the_write_lock(db_url):
+    """Expiring old index rows is a write like the batches: it takes the write lock, so a
+    batch of another process that read the buckets once never sees rows vanish under it."""
+    import threading
+    from datetime import datetime
+
+    from crawler.store.schema import story_bands
+
+    store = Store.from_url(db_url)
+    pipeline, _ = _pipeline(store, batch_size=1)
+    with store.begin() as conn:
+        conn.execute(story_bands.insert().values(band=1, article_id=1,
+                                                 created_at=datetime(2020, 1, 1)))
+    other = _OtherWriter(db_url)
+    closing = threading.Thread(target=pipeline._close)
+    closing.start()
+    closing.join(0.3)
+    assert closing.is_alive()  # waiting for the other writer's transaction
+    other.end()
+    closing.join(30)
+    assert not closing.is_alive()
+    with store.begin() as conn:
+        assert conn.execute(story_bands.select()).first() is None  # expired once the lock was free
+    other.close()
+    store.dispose()
