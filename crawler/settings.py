@@ -88,6 +88,7 @@ GC_FREEZE = True  # objects alive when the crawl starts kept out of garbage coll
 GC_THRESHOLD = [50_000, 20, 100]  # gc.set_threshold while a crawl runs ([]: Python's own)
 PROGRESS_ENABLED = False  # `newswatch crawl` switches it on when stderr is a terminal
 PROGRESS_INTERVAL = 0.5
+PROGRESS_FILE = None  # the counters as JSON here instead of on stderr (set by `crawl --processes` for its processes)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATEFORMAT = "%H:%M:%S"
 

@@ -190,3 +190,56 @@ def test_two_sources_with_processes_are_split(newsroom, sqlite_url, tmp_path):
     result = run_cli("-v", "crawl", newsroom.url("/feeds/main.rss"), newsroom.url("/feeds/missing.rss"),
                      "--db", sqlite_url, "--processes", "2", "--no-send")
     assert "crawling 2 sources in 2 processes" in result.stderr
+
+
+def test_on_a_terminal_the_parent_draws_the_processes_summed_counters(newsroom, sqlite_url, tmp_path):
+    """A one-process crawl redraws its counters on one line of a terminal; with
+    --processes each process writes its counters to a file and the parent draws their
+    sum. Run on a real pseudo-terminal: the line ends at the processes' final total."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    main, second = newsroom.url("/feeds/main.rss"), newsroom.url("/feeds/second.rss")
+    entry = load_manifest()[0]
+    newsroom.publish("/extra/one.html", (NEWSROOM_DATA / entry["file"]).read_bytes(), entry["title"] + " again",
+                     feeds=("second",), content_type=f"text/html; charset={entry['charset']}")
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_DB"}
+    child = subprocess.Popen([sys.executable, "-m", "crawler.cli", "crawl", main, second, "--db", sqlite_url,
+                              "--processes", "2", "--no-send"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert child.wait(timeout=120) == 0
+    text = output.decode("utf-8", "replace")
+    drawn = [part.split("\r")[0].strip() for part in text.split("\r\x1b[2K")[1:]]
+    drawn = [line for line in drawn if line.startswith("sources=")]
+    assert drawn, text  # at least the final total was drawn
+    summary = parse_summary(text.replace("\r\x1b[2K", "\n"))
+    assert summary["sources"] == 2 and summary["new"] == len(ARTICLE_PATHS) + 1
+    last = dict(pair.split("=") for pair in drawn[-1].split())
+    assert int(last["sources"]) == 2 and int(last["new"]) == summary["new"]
+
+
+def test_progress_counters_are_summed_from_whole_files_and_a_missing_one_counts_nothing(tmp_path):
+    from crawler.progress import read_counters, write_counters
+
+    first, second, missing, broken = (tmp_path / name for name in ("a.json", "b.json", "c.json", "d.json"))
+    write_counters(str(first), {"sources": 1, "fetched": 10, "new": 7})
+    write_counters(str(second), {"sources": 1, "fetched": 5, "new": 5, "errors": 1})
+    broken.write_text('{"sources": 1, "fetch', "utf-8")  # not written by write_counters: never half a file
+    assert read_counters([first, second, missing, broken]) == {"sources": 2, "fetched": 15, "new": 12, "errors": 1}
+    assert not list(tmp_path.glob("*.tmp"))
