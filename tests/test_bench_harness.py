@@ -106,11 +106,11 @@ def test_baseline_fetches_every_page_once(served, tmp_path):
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
-def test_crawl_stores_every_article_exactly_once(served, tmp_path, processes):
+def test_crawl_stores_every_article_exactly_once(served, tmp_path, processes, db_url):
+    """Contenders 2, 2a and 3 at a small size, on both backends."""
     queries = generate_queries(served.room, 50)
     before = served.requests()
-    result = run_newswatch(served, f"sqlite:///{tmp_path / 'bench.db'}", tmp_path, queries, "crawl",
-                           ["--no-send", "--processes", processes])
+    result = run_newswatch(served, db_url, tmp_path, queries, "crawl", ["--no-send", "--processes", processes])
     after = served.requests()
     assert result.extra["errors"] == 0
     assert result.extra["articles"] == result.extra["urls"] == result.extra["new"] == ARTICLES
