@@ -100,7 +100,10 @@ def format_table(rows: list[tuple[str, list[Result]]]) -> str:
 
 def ratio_line(label: str, top: list[Result], bottom: list[Result], target: float) -> str:
     """The ratio of pages/s, and the same ratio computed from CPU per page (what it would
-    be on a machine where both contenders get all the CPU they can use)."""
+    be on a machine where both contenders get all the CPU they can use). With several
+    runs, also the ratio within each run: the two contenders of a run ran minutes apart,
+    so these cancel most of the machine's drift from run to run, and their spread says
+    how far to trust the verdict (which is on the ratio of the medians)."""
     if not top or not bottom:
         return f"{label}: not measured"
     a, b = median([r.pages_per_s for r in top]), median([r.pages_per_s for r in bottom])
@@ -108,8 +111,11 @@ def ratio_line(label: str, top: list[Result], bottom: list[Result], target: floa
     verdict = "OK" if value >= target else "BELOW TARGET"
     ca, cb = median([r.cpu_ms_per_page for r in top]), median([r.cpu_ms_per_page for r in bottom])
     by_cpu = cb / ca if ca else float("inf")
-    return (f"{label}: {value:.2f} by pages/s, {by_cpu:.2f} by CPU per page "
-            f"(target >= {target:g}) {verdict}")
+    line = f"{label}: {value:.2f} by pages/s, {by_cpu:.2f} by CPU per page (target >= {target:g}) {verdict}"
+    if len(top) > 1 and len(top) == len(bottom):
+        per_run = [t.pages_per_s / u.pages_per_s for t, u in zip(top, bottom) if u.pages_per_s]
+        line += "; within each run: " + ", ".join(f"{r:.2f}" for r in per_run)
+    return line
 
 
 def _stop(signum, frame):
