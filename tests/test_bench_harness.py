@@ -121,3 +121,20 @@ def test_crawl_stores_every_article_exactly_once(served, tmp_path, processes, db
     assert sorted(a["url"] for a in lines) == sorted(served.base_url + p for p in served.article_paths())
     titles = {a.title for a in served.room.articles}
     assert {a["title"] for a in lines} == titles
+
+
+def test_ratio_line_gives_the_ratio_of_medians_and_the_ratio_within_each_run():
+    from bench.__main__ import ratio_line
+    from bench.harness import Measurement, Result
+
+    def result(wall, cpu):
+        return Result("run", 1000, Measurement(wall, cpu, 0, 0, [0]))
+
+    newswatch = [result(4.0, 8.0), result(5.0, 9.0), result(4.0, 8.0)]  # 250, 200, 250 pages/s
+    baseline = [result(3.0, 6.0), result(4.0, 7.0), result(3.6, 6.0)]  # 333, 250, 278 pages/s
+    line = ratio_line("ratio 2/1", newswatch, baseline, 0.85)
+    assert line.startswith("ratio 2/1: 0.90 by pages/s, 0.75 by CPU per page (target >= 0.85) OK")
+    assert line.endswith("within each run: 0.75, 0.80, 0.90")
+    assert "BELOW TARGET" in ratio_line("r", newswatch, baseline, 0.95)
+    assert "within each run" not in ratio_line("r", newswatch[:1], baseline[:1], 0.85)
+    assert ratio_line("r", [], baseline, 0.85) == "r: not measured"
