@@ -67,19 +67,22 @@ def test_processes_creating_one_sqlite_database_at_once_all_succeed(tmp_path):
 
     from conftest import ROOT
 
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    go = tmp_path / "go"
+    # Each process opens three new databases, all processes at once: switching a new file
+    # to WAL mode raced ("database is locked" at once) in ~1 of 40 such openings.
+    rounds = [(f"sqlite:///{tmp_path / f'fresh-{n}.db'}", tmp_path / f"go-{n}") for n in range(3)]
     code = ("import os, sys, time\n"
             "from crawler.store import open_store\n"
             "print('ready', flush=True)\n"
-            f"while not os.path.exists({str(go)!r}):\n"
-            "    time.sleep(0.001)\n"
-            f"open_store({url!r})\n")
+            f"for url, go in {[(url, str(go)) for url, go in rounds]!r}:\n"
+            "    while not os.path.exists(go):\n"
+            "        time.sleep(0.001)\n"
+            "    open_store(url)\n")
     children = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
-    for child in children:  # all imported, waiting: then they open the database together
+    for child in children:  # all imported, waiting: then they open each database together
         assert child.stdout.readline().strip() == "ready"
-    go.touch()
+    for _url, go in rounds:
+        go.touch()
     results = [(child.wait(timeout=120), child.stderr.read()) for child in children]
     for child in children:
         child.stdout.close()
@@ -204,8 +207,8 @@ def test_on_a_terminal_the_parent_draws_the_processes_summed_counters(newsroom, 
     from conftest import ROOT
 
     main, second = newsroom.url("/feeds/main.rss"), newsroom.url("/feeds/second.rss")
-    entry = load_manifest()[0]
-    newsroom.publish("/extra/one.html", (NEWSROOM_DATA / entry["file"]).read_bytes(), entry["title"] + " again",
+    entry = next(e for e in load_manifest() if e["file"] != "g7.html")  # announced again: stored once
+    newsroom.publish(entry["path"], (NEWSROOM_DATA / entry["file"]).read_bytes(), entry["title"],
                      feeds=("second",), content_type=f"text/html; charset={entry['charset']}")
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_DB"}
@@ -223,13 +226,13 @@ def test_on_a_terminal_the_parent_draws_the_processes_summed_counters(newsroom, 
             break
         output += chunk
     os.close(master)
-    assert child.wait(timeout=120) == 0
     text = output.decode("utf-8", "replace")
+    assert child.wait(timeout=120) == 0, text
     drawn = [part.split("\r")[0].strip() for part in text.split("\r\x1b[2K")[1:]]
     drawn = [line for line in drawn if line.startswith("sources=")]
     assert drawn, text  # at least the final total was drawn
     summary = parse_summary(text.replace("\r\x1b[2K", "\n"))
-    assert summary["sources"] == 2 and summary["new"] == len(ARTICLE_PATHS) + 1
+    assert summary["sources"] == 2 and summary["new"] == len(ARTICLE_PATHS)
     last = dict(pair.split("=") for pair in drawn[-1].split())
     assert int(last["sources"]) == 2 and int(last["new"]) == summary["new"]
 

@@ -83,7 +83,6 @@ from urllib.parse import urlsplit
 import numpy as np
 import xxhash
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
@@ -192,7 +191,6 @@ _PG_BUCKETS = "SELECT band, article_id FROM story_bands WHERE band = ANY(%%s::bi
 _PG_STORY_ROWS = ("SELECT id, first_article_id, size, merged_into, first_seen_at FROM stories "
                   "WHERE id = ANY(%s::varchar[])")
 _BANDS_INSERT = {
-    "postgresql": Prepared(postgresql_insert(story_bands).on_conflict_do_nothing()),
     "sqlite": Prepared(sqlite_insert(story_bands).on_conflict_do_nothing()),
     "": Prepared(story_bands.insert()),
 }
