@@ -17,6 +17,7 @@ import logging
 import re
 
 import trafilatura
+from trafilatura.settings import Extractor
 
 from crawler.extract.normalize import normalize_text
 
@@ -89,14 +90,22 @@ def _body_paragraphs(document) -> list[str]:
     return paragraphs
 
 
+# trafilatura's options, built once per process: building them costs ~0.4 ms per page
+# (trafilatura supports a shared Extractor; its recall retry works on a copy). No URL is
+# given: trafilatura would only resolve every link's target with it (~0.8 ms per page),
+# and only the links' text is read here (link-line detection).
+_OPTIONS = dict(output_format="python", precision=True, comments=False, tables=True, links=True,
+                with_metadata=False)
+_FAST_OPTIONS = Extractor(fast=True, **_OPTIONS)
+_FULL_OPTIONS = Extractor(fast=False, **_OPTIONS)
+
+
 def trafilatura_paragraphs(tree, url: str) -> list[str]:
     """Main-content paragraphs as trafilatura sees them (fast, then with fallbacks if short)."""
-    options = dict(url=url, favor_precision=True, include_comments=False, include_tables=True,
-                   include_links=True, with_metadata=False)
-    document = trafilatura.bare_extraction(tree, fast=True, **options)
+    document = trafilatura.bare_extraction(tree, options=_FAST_OPTIONS)
     paragraphs = _body_paragraphs(document)
     if sum(len(p) for p in paragraphs) < RETRY_BELOW_CHARS:
-        retried = _body_paragraphs(trafilatura.bare_extraction(tree, fast=False, **options))
+        retried = _body_paragraphs(trafilatura.bare_extraction(tree, options=_FULL_OPTIONS))
         if sum(len(p) for p in retried) > sum(len(p) for p in paragraphs):
             paragraphs = retried
     return paragraphs
