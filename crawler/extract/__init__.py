@@ -4,6 +4,7 @@ Stable entry point: :func:`extract_article` (module level, picklable, no side ef
 the pipeline runs it in worker processes). Stages, one module each:
 
 - :mod:`.encoding`     bytes -> str (BOM, UTF-8, meta charset, HTTP hint)
+- :mod:`.document`     str -> lxml tree (trafilatura's loader, repairs only where needed)
 - :mod:`.body`         main-content paragraphs (trafilatura, completed for split bodies)
 - :mod:`.boilerplate`  generic furniture lines; :mod:`.templates` the per-site learned ones
 - :mod:`.normalize`    spaces, invisible characters, NFC, quotation marks
@@ -20,12 +21,11 @@ import logging
 from urllib.parse import urlsplit
 
 from lxml import etree
-from trafilatura.utils import load_html
-
 from crawler.exceptions import ExtractionError, NotAnArticle
 from crawler.extract.body import extract_paragraphs
 from crawler.extract.boilerplate import remove_boilerplate
 from crawler.extract.dates import extract_dates
+from crawler.extract.document import parse_html
 from crawler.extract.encoding import decode_html
 from crawler.extract.language import detect_language
 from crawler.extract.metadata import (
@@ -76,7 +76,7 @@ def _extract_article(html: bytes | str, url: str, template: SiteTemplate | None,
     text_html = decode_html(html, encoding)
     if not text_html.strip():
         raise NotAnArticle(f"empty page at {url}")
-    tree = load_html(text_html)
+    tree = parse_html(text_html)
     if tree is None:
         raise NotAnArticle(f"not an HTML page at {url}")
     host = (urlsplit(url).hostname or "").lower()
