@@ -16,6 +16,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 
 from dateutil import parser as dateutil_parser
+from lxml import etree
 
 from crawler.extract.metadata import ld_articles, meta_content
 
@@ -89,11 +90,18 @@ def _first_plausible(candidates, now: datetime) -> datetime | date | None:
     return None
 
 
+# Compiled once: tree.xpath(str) compiles its expression on every call.
+_TIME_XPATHS = (etree.XPath('//time[@itemprop="datePublished" or @pubdate]/@datetime'),
+                etree.XPath('//*[@itemprop="datePublished"]/@content'),
+                etree.XPath(f'//article//time[@datetime][not({_EXCLUDED_TIME})]/@datetime'))
+_ANY_TIME = etree.XPath(f'//time[@datetime][not({_EXCLUDED_TIME})]/@datetime')
+
+
 def _time_elements(tree) -> list[str]:
-    values = tree.xpath('//time[@itemprop="datePublished" or @pubdate]/@datetime')
-    values += tree.xpath('//*[@itemprop="datePublished"]/@content')
-    values += tree.xpath(f'//article//time[@datetime][not({_EXCLUDED_TIME})]/@datetime')
-    values += tree.xpath(f'//time[@datetime][not({_EXCLUDED_TIME})]/@datetime')[:1]
+    values = []
+    for xpath in _TIME_XPATHS:
+        values += xpath(tree)
+    values += _ANY_TIME(tree)[:1]
     return values
 
 

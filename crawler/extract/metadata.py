@@ -11,6 +11,8 @@ import logging
 import re
 from urllib.parse import urljoin, urlsplit
 
+from lxml import etree
+
 from crawler.extract.normalize import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -321,6 +323,12 @@ def _split_names(raw: str) -> list[str]:
     return [part for part in _SPLIT_AUTHORS.split(raw) if part]
 
 
+_BYLINES = etree.XPath('//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or '
+                       'contains(@class, "author-name") or contains(@class, "entry-author") or '
+                       'contains(@class, "article-author") or contains(@class, "autor") or '
+                       'contains(@class, "auteur")][not(ancestor::footer)]')
+
+
 def extract_authors(tree, objects: list[dict], site_name: str | None, host: str) -> list[str]:
     site_keys = {k for k in (_squash(site_name or ""), _squash(host.removeprefix("www.")),
                              _squash(host.removeprefix("www.").split(".")[0])) if k}
@@ -341,11 +349,7 @@ def extract_authors(tree, objects: list[dict], site_name: str | None, host: str)
                      "parsely-author", "byl"):
             raw.extend(metas.get(name, ()))
     if not raw:
-        byline_xpath = ('//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or '
-                        'contains(@class, "author-name") or contains(@class, "entry-author") or '
-                        'contains(@class, "article-author") or contains(@class, "autor") or '
-                        'contains(@class, "auteur")][not(ancestor::footer)]')
-        for el in tree.xpath(byline_xpath)[:6]:
+        for el in _BYLINES(tree)[:6]:
             text = el.text_content()
             if len(text) < 120:
                 raw.append(text)
