@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, exc, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crawler.store import schema
+from crawler.store.prepared import Prepared
 from crawler.store.repository import to_db_time, utcnow
 
 
@@ -20,7 +21,11 @@ def parse_time(value) -> datetime | None:
         return None
 
 
-_INSERT = insert(schema.articles).returning(schema.articles.c.id)  # built once: this runs per article
+# Runs once per article: on the driver's cursor (see crawler.store.prepared).
+# The id is the database's to give: it is left out of the statement.
+_INSERT = Prepared(insert(schema.articles).values(
+    {c.key: bindparam(c.key, type_=c.type) for c in schema.articles.c if c.key != "id"})
+    .returning(schema.articles.c.id))
 
 
 def save_article(conn: Connection, item: dict, signature: bytes | None) -> int:
@@ -48,7 +53,12 @@ def save_article(conn: Connection, item: dict, signature: bytes | None) -> int:
     }
     previous_id = item.get("revision_of")
     if previous_id is None:
-        return conn.execute(_INSERT, dict(values, revision=1)).scalar_one()
+        try:
+            return _INSERT.scalar(conn, dict(values, revision=1))
+        except conn.dialect.loaded_dbapi.IntegrityError as error:
+            # As Connection.execute would: the store pipeline tells "stored meanwhile by
+            # another crawler" by SQLAlchemy's IntegrityError.
+            raise exc.IntegrityError("INSERT INTO articles", None, error) from error
     old = conn.execute(select(t).where(t.c.id == previous_id)).mappings().one()
     conn.execute(insert(schema.article_revisions).values(
         article_id=previous_id, revision=old["revision"], title=old["title"], text=old["text"],
