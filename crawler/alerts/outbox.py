@@ -219,11 +219,13 @@ def _insert_new(conn, rows: list[dict]) -> list[str]:
 
 def _note_also_reported(conn, existing, article: dict, story_size: int) -> None:
     """A copy of an alerted story: name its source on the alerts still waiting to go."""
+    waiting = [row for row in existing if row.status == "pending" and row.kind in GROUP_KINDS]
+    if not waiting:
+        return
+    payloads = dict(conn.execute(_PAYLOADS, {"ids": [row.id for row in waiting]}).all())
     source = _source_name(article)
-    for row in existing:
-        if row.status != "pending" or row.kind not in GROUP_KINDS:
-            continue
-        payload = dict(row.payload or {})
+    for row in waiting:
+        payload = dict(payloads.get(row.id) or {})
         names = list(payload.get("also_reported_by") or [])
         changed = False
         if source and source != payload.get("source") and source not in names:
@@ -248,9 +250,20 @@ def enqueue_alerts(conn, *, subscription: dict, article: dict, story_id: str, ar
 
 
 # Built once: these run for every matched article.
-_EXISTING = (select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.c.kind, alerts.c.payload)
-             .where(alerts.c.subscription.in_(bindparam("names", expanding=True)),
-                    alerts.c.story_id == bindparam("story")))
+# A story's alerts, by index ix_alerts_story_subscription, on the driver's cursor (an
+# expanding IN over the matched subscriptions' names would be compiled again for every
+# article); the payloads are read only for the alerts a copy is noted on.
+_STORY_ALERTS = Prepared(select(alerts.c.id, alerts.c.subscription, alerts.c.status, alerts.c.kind)
+                         .where(alerts.c.story_id == bindparam("story")))
+_PAYLOADS = select(alerts.c.id, alerts.c.payload).where(alerts.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(frozen=True)
+class _StoredAlert:
+    id: str
+    subscription: str
+    status: str
+    kind: str
 # Distinct stories alerted in the window, counted up to the flood limit only: a flood must
 # not make every later alert of its subscription slower.
 _RECENT = Prepared(select(func.count()).select_from(
@@ -287,9 +300,11 @@ def enqueue_matches(conn, *, article: dict, matches: list[tuple[dict, list[str]]
         return []
     now = to_db_time(now or utcnow())
     revision = _revision_key(article)
-    existing: dict[str, list] = {}
-    for row in conn.execute(_EXISTING, {"names": [sub["name"] for sub, _ in matches], "story": story_id}):
-        existing.setdefault(row.subscription, []).append(row)
+    names = {sub["name"] for sub, _ in matches}
+    existing: dict[str, list[_StoredAlert]] = {}
+    for row in _STORY_ALERTS.all(conn, {"story": story_id}):
+        if row[1] in names:
+            existing.setdefault(row[1], []).append(_StoredAlert(*row))
 
     wanted = []  # (subscription, terms, targets, revision or None)
     for sub, terms in matches:
