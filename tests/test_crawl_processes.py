@@ -110,23 +110,49 @@ def _wait_for(condition, seconds: float = 60.0) -> bool:
     return condition()
 
 
+_HANGING_MAIN_TEXT = (
+    "Harbour pilots in the northern port voted on Thursday to extend their strike for a third week, "
+    "leaving dozens of container ships anchored offshore while talks with the port authority stalled.",
+    "The union said its members would not return until the authority agreed to hire more night-shift "
+    "pilots, a demand officials said would cost more than the port earns from late arrivals.",
+    "Shipping companies have begun diverting cargo to smaller harbours further south, where queues of "
+    "lorries stretched for several kilometres on Thursday afternoon.",
+)
+
+
+def _distinct_article(title: str, paragraphs) -> str:
+    """A page no other page of the newsroom copies (so never stored as a duplicate)."""
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta property="og:type" content="article"></head><body><article><h1>{title}</h1>'
+            f"{body}</article></body></html>")
+
+
 def _start_hanging_crawl(newsroom, sqlite_url, tmp_path):
-    """crawl --processes 2 of the main feed and a feed whose one page hangs; returns the
-    parent once that page has been requested, and its two crawl processes."""
+    """crawl --processes 2 of the main feed and a second feed, one page of each hanging
+    until ``newsroom.release()``; returns the parent once both pages have been requested
+    (both crawl processes are then busy, whatever the timing), and its two crawl
+    processes."""
     import subprocess
     import sys
 
     from conftest import ROOT
 
-    entry = next(e for e in load_manifest() if e["file"] != "g7.html")
+    # Articles that are not copies of the main feed's: whether a released page still gets
+    # stored depends on timing, and a copy would then be stored as a duplicate (counted
+    # apart from the new ones).
+    entry = next(e for e in load_manifest() if e["file"] == "g7.html")
     newsroom.publish("/hanging/page", (NEWSROOM_DATA / entry["file"]).read_bytes(), "Hanging", feeds=("slow",))
-    newsroom.fault("/hanging/page", "hang", seconds=60)
+    newsroom.publish("/hanging/main", _distinct_article("Port pilots extend strike", _HANGING_MAIN_TEXT),
+                     "Port pilots extend strike", feeds=("main",))
+    for path in ("/hanging/page", "/hanging/main"):
+        newsroom.fault(path, "hang", seconds=60)
     parent = subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", "-v", "crawl", newsroom.url("/feeds/main.rss"),
          newsroom.url("/feeds/slow.rss"),
          "--db", sqlite_url, "-o", str(tmp_path / "out.jsonl"), "--processes", "2", "--no-send",
          "-s", "DOWNLOAD_TIMEOUT=30"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    assert _wait_for(lambda: "/hanging/page" in newsroom.requested())
+    assert _wait_for(lambda: {"/hanging/page", "/hanging/main"} <= set(newsroom.requested()))
     children = _children(parent.pid)
     assert len(children) == 2
     return parent, children
