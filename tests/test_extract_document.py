@@ -10,7 +10,7 @@ from lxml import etree
 from trafilatura.utils import load_html
 
 from crawler.extract.document import _needs_repair, parse_html
-from crawler.extract.encoding import decode_html
+from crawler.extract.encoding import decode_html_utf8
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,9 +25,9 @@ def _pages():
 PAGES = list(_pages())
 
 
-def _same_tree(text: str) -> None:
+def _same_tree(text: str, utf8: bytes | None = None) -> None:
     expected = load_html(text)
-    got = parse_html(text)
+    got = parse_html(text, utf8)
     if expected is None:
         assert got is None
         return
@@ -41,7 +41,11 @@ def test_the_data_set_is_there():
 
 @pytest.mark.parametrize("name,data", PAGES, ids=[name for name, _ in PAGES])
 def test_every_test_page_parses_as_load_html_does(name, data):
-    _same_tree(decode_html(data))
+    text, utf8 = decode_html_utf8(data)
+    if utf8 is not None:
+        assert utf8 == text.encode("utf-8")
+        _same_tree(text, utf8)  # the page's own bytes, as the extractor passes them
+    _same_tree(text)
 
 
 ARTICLE = "<html><head><title>T</title></head><body><p>One paragraph of text.</p><p>Two.</p></body></html>"
@@ -62,6 +66,14 @@ ARTICLE = "<html><head><title>T</title></head><body><p>One paragraph of text.</p
 ])
 def test_repaired_and_odd_inputs_give_load_html_s_tree(text):
     _same_tree(text)
+
+
+def test_utf8_bytes_are_handed_on_only_for_pages_sent_in_utf8():
+    text = "<p>Zürich – «Grüezi»</p>"
+    assert decode_html_utf8(text.encode("utf-8")) == (text, text.encode("utf-8"))
+    assert decode_html_utf8(text.encode("windows-1252"))[1] is None
+    assert decode_html_utf8(b"\xef\xbb\xbf" + text.encode("utf-8")) == (text, None)  # a BOM
+    assert decode_html_utf8(text) == (text, None)
 
 
 def test_the_repairs_are_recognised():

@@ -26,7 +26,7 @@ from crawler.extract.body import extract_paragraphs
 from crawler.extract.boilerplate import remove_boilerplate
 from crawler.extract.dates import extract_dates
 from crawler.extract.document import parse_html
-from crawler.extract.encoding import decode_html
+from crawler.extract.encoding import decode_html_utf8
 from crawler.extract.language import detect_language
 from crawler.extract.metadata import (
     extract_authors,
@@ -73,10 +73,10 @@ def extract_article(html: bytes | str, url: str, *, template: SiteTemplate | Non
 
 def _extract_article(html: bytes | str, url: str, template: SiteTemplate | None,
                      encoding: str | None) -> dict:
-    text_html = decode_html(html, encoding)
+    text_html, utf8 = decode_html_utf8(html, encoding)
     if not text_html.strip():
         raise NotAnArticle(f"empty page at {url}")
-    tree = parse_html(text_html)
+    tree = parse_html(text_html, utf8)
     if tree is None:
         raise NotAnArticle(f"not an HTML page at {url}")
     host = (urlsplit(url).hostname or "").lower()

@@ -18,16 +18,17 @@ from lxml.html import fromstring
 from trafilatura.utils import DOCTYPE_TAG, FAULTY_HTML, HTML_PARSER, load_html
 
 # Bytes that only INVALID_XML_CHARS' control characters encode to in UTF-8 (they never
-# occur inside a multi-byte sequence), and the UTF-8 forms of U+FFFE and U+FFFF.
+# occur inside a multi-byte sequence).
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
-_NONCHARACTERS = ("\ufffe".encode(), "\uffff".encode())
 
 
 def _needs_repair(text: str, data: bytes) -> bool:
-    """Whether trafilatura's ``repair_faulty_html`` would change ``text``."""
+    """Whether trafilatura's ``repair_faulty_html`` would change ``text`` (``data``: its
+    UTF-8 bytes)."""
     if len(data.translate(None, _CONTROL_BYTES)) != len(data):
         return True
-    if any(mark in data for mark in _NONCHARACTERS):
+    # On the str: a search for a character above the text's widest returns at once.
+    if "\ufffe" in text or "\uffff" in text:
         return True
     beginning = text[:50].lower()
     if "doctype" in beginning and DOCTYPE_TAG.match(text[:text.find("\n") if "\n" in text else len(text)]):
@@ -38,12 +39,16 @@ def _needs_repair(text: str, data: bytes) -> bool:
     return False
 
 
-def parse_html(text: str):
-    """The lxml tree of a decoded page, or None for what is not HTML (as ``load_html``)."""
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: trafilatura's loader knows what to do
-        return load_html(text)
+def parse_html(text: str, utf8: bytes | None = None):
+    """The lxml tree of a decoded page, or None for what is not HTML (as ``load_html``).
+    ``utf8``: the text's UTF-8 bytes, when the caller has them (a page sent in UTF-8)."""
+    if utf8 is not None:
+        data = utf8
+    else:
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: trafilatura's loader knows what to do
+            return load_html(text)
     if _needs_repair(text, data):
         return load_html(text)
     try:

@@ -49,29 +49,40 @@ def declared_encoding(data: bytes) -> str | None:
 
 def decode_html(data: bytes | str, encoding: str | None = None) -> str:
     """Decode a page; ``encoding`` is the HTTP header's charset, if any."""
+    return decode_html_utf8(data, encoding)[0]
+
+
+def decode_html_utf8(data: bytes | str, encoding: str | None = None) -> tuple[str, bytes | None]:
+    """:func:`decode_html`, and the text's UTF-8 bytes when the page itself is UTF-8
+    (then they need not be encoded again for the parser), else None."""
     if isinstance(data, str):
-        return data
+        return data, None
     for bom, name in _BOMS:
         if data.startswith(bom):
-            return data[len(bom):].decode(name, "replace")
-    candidates = ["utf-8", declared_encoding(data), _lookup(encoding)]
-    seen = set()
+            text = data[len(bom):].decode(name, "replace")
+            return text, None
+    try:
+        return data.decode("utf-8"), data  # strict: the bytes are exactly the text's UTF-8
+    except UnicodeDecodeError:
+        pass
+    candidates = [declared_encoding(data), _lookup(encoding)]
+    seen = {"utf-8"}
     for name in candidates:
         if not name or name in seen:
             continue
         seen.add(name)
         try:
-            return data.decode(name)
+            return data.decode(name), None
         except (UnicodeDecodeError, LookupError):
             continue
     guessed = _guess(data)
     if guessed:
         try:
-            return data.decode(guessed)
+            return data.decode(guessed), None
         except (UnicodeDecodeError, LookupError):
             pass
     logger.debug("no encoding decodes the page cleanly; using UTF-8 with replacements")
-    return data.decode("utf-8", "replace")
+    return data.decode("utf-8", "replace"), None
 
 
 def _guess(data: bytes) -> str | None:
