@@ -76,8 +76,9 @@ def format_summary(summary: dict[str, int]) -> str:
 def quiet_below(level: str | int) -> None:
     """Make loggers drop records below ``level`` where they are made, not at the handler.
 
-    Scrapy sets its own logger to DEBUG and filters at its root handler, so every
-    per-request and per-item debug line is built, formatted and thrown away."""
+    Scrapy sets the root logger to NOTSET and filters at its root handler, so every
+    debug line of every library (Scrapy's per request, trafilatura's per page) is built
+    as a record and thrown away there."""
     level = logging.getLevelName(level) if isinstance(level, str) else level
     if not isinstance(level, int):
         return
@@ -109,6 +110,7 @@ def start_extraction_workers(settings: Settings) -> None:
 
 def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = None) -> dict:
     """Run one crawl in this process (blocking, starts and stops the reactor); the stats."""
+    from scrapy import signals
     from scrapy.crawler import CrawlerProcess
 
     from crawler.spiders.feeds import FeedsSpider
@@ -117,8 +119,12 @@ def crawl_once(urls: list[str], settings: Settings, names: list[str] | None = No
         logging.root.removeHandler(handler)
     start_extraction_workers(settings)
     process = CrawlerProcess(settings)
-    quiet_below(settings.get("LOG_LEVEL") or "DEBUG")
+    level = settings.get("LOG_LEVEL") or "DEBUG"
+    quiet_below(level)
     crawler = process.create_crawler(FeedsSpider)
+    # Scrapy puts the root logger back to NOTSET when the crawler applies its settings
+    # (install_scrapy_root_handler), after this point: again once the engine runs.
+    crawler.signals.connect(lambda: quiet_below(level), signal=signals.engine_started, weak=False)
     process.crawl(crawler, urls=urls, names=names)
     process.start()
     return crawler.stats.get_stats() if crawler.stats else {}

@@ -182,3 +182,27 @@ def test_a_crawl_opens_no_remote_code_endpoint(newsroom, sqlite_url):
     assert int(scraped) > 0, result.stderr
     assert (remote_control_loaded, aiohttp_loaded) == ("False", "False")
     assert "RemoteControl" not in result.stderr.split("Enabled extensions:", 1)[1].split("]", 1)[0]
+
+
+def test_no_debug_record_is_made_during_a_crawl_logging_at_info(newsroom, sqlite_url):
+    """Scrapy puts the root logger back to NOTSET when a crawler applies its settings and
+    filters at its handler: every debug line of every library (Scrapy's per request,
+    trafilatura's per page) would be built as a record and thrown away there."""
+    script = ("import logging\n"
+              "made = []\n"
+              "factory = logging.getLogRecordFactory()\n"
+              "def counting(*args, **kwargs):\n"
+              "    record = factory(*args, **kwargs)\n"
+              "    if record.levelno < logging.INFO and record.name.startswith(('trafilatura', 'scrapy.core')):\n"
+              "        made.append(record.name)\n"
+              "    return record\n"
+              "logging.setLogRecordFactory(counting)\n"
+              "from crawler.runner import build_settings, crawl_once\n"
+              f"settings = build_settings(db={sqlite_url!r}, overrides={{'LOG_LEVEL': 'INFO', 'EXTRACT_WORKERS': 0}})\n"
+              f"stats = crawl_once([{newsroom.url('/feeds/main.rss')!r}], settings)\n"
+              "print(stats.get('item_scraped_count', 0), len(made), sorted(set(made)))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    scraped, made, names = result.stdout.split(" ", 2)
+    assert int(scraped) > 0, result.stderr
+    assert int(made) == 0, names
