@@ -161,7 +161,11 @@ def _sanitized(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _term_pattern(term: str) -> re.Pattern | None:
+def _term_search(term: str) -> re.Pattern | None:
+    """The folded term as a regex that ends on a word boundary. It has no leading
+    look-behind, so the regex engine can jump to the term's first characters: the
+    callers check that a match starts a word (:func:`_word_matches`). One compile per
+    term and process."""
     term = term.strip()
     if ":" in term and not term.startswith('"'):
         term = term.split(":", 1)[1]  # title:foo, site:bar -> the word itself
@@ -174,7 +178,24 @@ def _term_pattern(term: str) -> re.Pattern | None:
         return None
     body = r"\s+".join(re.escape(w) for w in words)
     tail = r"\w*" if prefix else ""
-    return re.compile(r"(?<!\w)" + body + tail + r"(?!\w)")
+    return re.compile(body + tail + r"(?!\w)")
+
+
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _word_matches(pattern: re.Pattern, folded: str, pos: int = 0):
+    """Non-empty matches of ``pattern`` in ``folded`` from ``pos`` that start a word, left
+    to right and not overlapping: what ``finditer`` of the pattern behind ``(?<!\w)``
+    gives."""
+    found = pattern.search(folded, pos)
+    while found is not None:
+        start, end = found.span()
+        if end == start or (start and _WORD_CHAR.match(folded, start - 1)):
+            found = pattern.search(folded, start + 1)
+            continue
+        yield found
+        found = pattern.search(folded, end)
 
 
 def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
@@ -183,10 +204,9 @@ def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
         return []
     folded, index = _folded(text)
     spans: list[tuple[int, int]] = []
-    for pattern in filter(None, (_term_pattern(t) for t in terms)):
-        for m in pattern.finditer(folded):
-            if m.end() > m.start():
-                spans.append((index[m.start()], index[m.end() - 1] + 1) if index else (m.start(), m.end()))
+    for pattern in filter(None, map(_term_search, terms)):
+        for m in _word_matches(pattern, folded):
+            spans.append((index[m.start()], index[m.end() - 1] + 1) if index else (m.start(), m.end()))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:
@@ -197,18 +217,6 @@ def find_terms(text: str, terms: list[str]) -> list[tuple[int, int]]:
     return merged
 
 
-@functools.lru_cache(maxsize=4096)
-def _term_search(term: str) -> re.Pattern | None:
-    """:func:`_term_pattern` without its leading look-behind, so the regex engine can
-    jump to the term's first characters; the caller checks the word boundary."""
-    pattern = _term_pattern(term)
-    return re.compile(pattern.pattern[len(_WORD_START):]) if pattern is not None else None
-
-
-_WORD_START = r"(?<!\w)"
-_WORD_CHAR = re.compile(r"\w")
-
-
 def _first_occurrence(text: str, terms: list[str]) -> int:
     """Where the earliest of ``terms`` starts in ``text`` (0 if none does)."""
     if not text or not terms:
@@ -216,10 +224,7 @@ def _first_occurrence(text: str, terms: list[str]) -> int:
     folded, index = _folded(text)
     first = len(folded)
     for pattern in filter(None, map(_term_search, terms)):
-        found = pattern.search(folded)
-        while found is not None and found.start() < first and (
-                found.end() == found.start() or found.start() and _WORD_CHAR.match(folded, found.start() - 1)):
-            found = pattern.search(folded, found.start() + 1)
+        found = next(_word_matches(pattern, folded), None)
         if found is not None and found.start() < first:
             first = found.start()
     if first == len(folded):
