@@ -264,6 +264,8 @@ class _StoredAlert:
     subscription: str
     status: str
     kind: str
+
+
 # Distinct stories alerted in the window, counted up to the flood limit only: a flood must
 # not make every later alert of its subscription slower.
 _RECENT = Prepared(select(func.count()).select_from(

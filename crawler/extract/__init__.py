@@ -21,6 +21,7 @@ import logging
 from urllib.parse import urlsplit
 
 from lxml import etree
+
 from crawler.exceptions import ExtractionError, NotAnArticle
 from crawler.extract.body import extract_paragraphs
 from crawler.extract.boilerplate import remove_boilerplate

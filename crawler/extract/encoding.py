@@ -59,8 +59,7 @@ def decode_html_utf8(data: bytes | str, encoding: str | None = None) -> tuple[st
         return data, None
     for bom, name in _BOMS:
         if data.startswith(bom):
-            text = data[len(bom):].decode(name, "replace")
-            return text, None
+            return data[len(bom):].decode(name, "replace"), None
     try:
         return data.decode("utf-8"), data  # strict: the bytes are exactly the text's UTF-8
     except UnicodeDecodeError:
