@@ -65,6 +65,8 @@ class Newsroom:
         self.requests: list[tuple[str, str, dict]] = []
         self.hooks: list[dict] = []
         self.feed_changed: dict[str, datetime] = {}
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once (politeness checks)
         self._lock = threading.Lock()
         self._release = threading.Event()
         self.server = _QuietServer((host, port), self._handler_class())
@@ -202,15 +204,25 @@ class Newsroom:
                 logger.debug("newsroom: " + fmt, *args)
 
             def do_GET(self):
-                room._serve(self)
+                room._counted(room._serve, self)
 
             def do_HEAD(self):
-                room._serve(self, head=True)
+                room._counted(room._serve, self, head=True)
 
             def do_POST(self):
                 room._receive(self)
 
         return Handler
+
+    def _counted(self, serve, handler, **kwargs) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            serve(handler, **kwargs)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def _send(self, handler, status: int, body: bytes = b"", content_type: str = "text/plain",
               headers: dict | None = None, head: bool = False) -> None:

@@ -28,6 +28,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.BackoffRetryMiddleware": 550,
 }
 REDIRECT_MAX_TIMES = 5
+# Scrapy 2.19's downloader can exceed CONCURRENT_REQUESTS_PER_DOMAIN (crawler/downloader.py).
+DOWNLOADER = "crawler.downloader.PoliteDownloader"
 
 # -- pipelines ------------------------------------------------------------------------
 ITEM_PIPELINES = {

@@ -141,6 +141,17 @@ def test_robots_txt_is_obeyed(newsroom, sqlite_url, tmp_path):
     assert any("newswatch" in r[2].get("User-Agent", "") for r in newsroom.requests)
 
 
+def test_no_more_requests_at_once_to_a_site_than_its_concurrency_allows(newsroom, sqlite_url):
+    """Scrapy 2.19's own downloader starts every queued request for a host at once, up to
+    CONCURRENT_REQUESTS (scrapy/scrapy#6982); newswatch's keeps to the per-domain limit."""
+    for path in ARTICLE_PATHS:
+        newsroom.fault(path, "slow", seconds=0.5)  # the pages' answers overlap
+    result = run_cli("crawl", newsroom.url("/feeds/main.rss"), "--db", sqlite_url, "--no-send",
+                     "-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2")
+    assert parse_summary(result.stderr)["new"] == len(ARTICLE_PATHS) > 2
+    assert newsroom.max_in_flight == 2
+
+
 def test_scrapy_crawl_still_works(newsroom, tmp_path):
     db = f"sqlite:///{tmp_path / 'scrapy.db'}"
     out = tmp_path / "scrapy.jsonl"
