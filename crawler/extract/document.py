@@ -31,8 +31,10 @@ def _needs_repair(text: str, data: bytes) -> bool:
     if "\ufffe" in text or "\uffff" in text:
         return True
     beginning = text[:50].lower()
-    if "doctype" in beginning and DOCTYPE_TAG.match(text[:text.find("\n") if "\n" in text else len(text)]):
-        return True
+    if "doctype" in beginning:
+        first_line_end = text.find("\n")
+        if DOCTYPE_TAG.match(text, 0, first_line_end if first_line_end >= 0 else len(text)):
+            return True
     for line in text[:4096].splitlines()[:4]:
         if "<html" in line and line.endswith("/>") and FAULTY_HTML.search(text):
             return True
