@@ -138,3 +138,19 @@ def test_ratio_line_gives_the_ratio_of_medians_and_the_ratio_within_each_run():
     assert "BELOW TARGET" in ratio_line("r", newswatch, baseline, 0.95)
     assert "within each run" not in ratio_line("r", newswatch[:1], baseline[:1], 0.85)
     assert ratio_line("r", [], baseline, 0.85) == "r: not measured"
+
+
+def test_ceiling_line_says_what_2_over_1_the_peer_target_needs():
+    from bench.__main__ import ceiling_line
+    from bench.harness import Measurement, Result
+
+    def result(pages, wall, cpu):
+        return Result("run", pages, Measurement(wall, cpu, 0, 0, [0]))
+
+    baseline = [result(1000, 4.0, 8.0), result(1000, 5.0, 9.0)]  # 250, 200 pages/s: median 225
+    peer = [result(100, 2.0, 4.0), result(100, 2.5, 5.0)]  # 50, 40 pages/s: median 45
+    line = ceiling_line(baseline, peer)
+    # 225 / 45 = 5; CPU per page: 8.5 ms against 45 ms
+    assert line.startswith("ratio 1/4 (baseline / news-please): 5.00 by pages/s, 5.29 by CPU per page; ")
+    assert "2/4 >= 10 needs 2/1 >= 2.00" in line
+    assert ceiling_line([], peer).endswith("not measured")
