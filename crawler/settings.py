@@ -72,9 +72,12 @@ TELNETCONSOLE_ENABLED = False
 # Scrapy 2.19's RemoteControl: an HTTP server per crawl that runs Python code sent to it
 # (its token in a file under the user's profile). Not for an unattended service.
 REMOTE_CONTROL_ENABLED = False
-# ... and not even loaded (a None in EXTENSIONS still imports it, and aiohttp with it).
+# ... and neither it nor the telnet console is even loaded: a disabled extension is still
+# imported (aiohttp with RemoteControl, twisted.conch with TelnetConsole: ~0.1 s per
+# crawl process). Whoever wants the console back lists scrapy.extensions.telnet.TelnetConsole
+# in EXTENSIONS and sets TELNETCONSOLE_ENABLED.
 EXTENSIONS_BASE = {path: order for path, order in _scrapy_defaults.EXTENSIONS_BASE.items()
-                   if not path.endswith(".RemoteControl")}
+                   if not path.endswith((".RemoteControl", ".TelnetConsole"))}
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "crawler.logformatter.NewswatchLogFormatter"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -181,18 +181,21 @@ def test_invalid_watch_query_is_refused_with_its_position(tmp_path):
 
 def test_a_crawl_opens_no_remote_code_endpoint(newsroom, sqlite_url):
     """Scrapy 2.19 starts by default an HTTP server that runs Python code sent to it;
-    an unattended crawler must not, nor load it (and its HTTP stack, aiohttp)."""
+    an unattended crawler must not, nor load it (and its HTTP stack, aiohttp). The
+    telnet console (a Python shell on a port) is off, and not loaded either."""
     script = ("import sys\n"
               "from crawler.runner import build_settings, crawl_once\n"
               f"stats = crawl_once([{newsroom.url('/feeds/main.rss')!r}], build_settings(db={sqlite_url!r}))\n"
               "print(stats.get('item_scraped_count', 0), 'scrapy.extensions.remote_control' in sys.modules, "
-              "'aiohttp' in sys.modules)\n")
+              "'aiohttp' in sys.modules, 'scrapy.extensions.telnet' in sys.modules, "
+              "'twisted.conch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
-    scraped, remote_control_loaded, aiohttp_loaded = result.stdout.split()
+    scraped, *loaded = result.stdout.split()
     assert int(scraped) > 0, result.stderr
-    assert (remote_control_loaded, aiohttp_loaded) == ("False", "False")
-    assert "RemoteControl" not in result.stderr.split("Enabled extensions:", 1)[1].split("]", 1)[0]
+    assert loaded == ["False"] * 4
+    enabled = result.stderr.split("Enabled extensions:", 1)[1].split("]", 1)[0]
+    assert "RemoteControl" not in enabled and "Telnet" not in enabled
 
 
 def test_no_debug_record_is_made_during_a_crawl_logging_at_info(newsroom, sqlite_url):
