@@ -95,18 +95,36 @@ def cmd_crawl(args) -> int:
         settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", max(1, per_domain // args.hosts_shared_by),
                      priority="cmdline")
     from crawler.monitoring import flush_sentry, init_sentry
+    from crawler.store import close_stores
 
     init_sentry()  # errors of this crawl reach Sentry when SENTRY_DSN is set
-    stats = crawl_once(args.urls, settings)
-    flush_sentry()
+    try:
+        stats = crawl_once(args.urls, settings)
+    finally:
+        flush_sentry()
+        close_stores()  # the database file alone holds the crawl (SQLite: the log copied back)
     summary = summarize(stats)
     if args.summary_file:  # one of the processes of --processes N: the parent prints the total
         Path(args.summary_file).write_text(json.dumps(summary), encoding="utf-8")
-        return 0
+        _exit_without_teardown()
     print(format_summary(summary), file=sys.stderr)
     if not args.no_send:
         _send_due_alerts(settings)
     return 0
+
+
+def _exit_without_teardown() -> None:
+    """End a crawl process of ``--processes N`` now that its work is saved.
+
+    The store is closed, the feed export file too, Sentry flushed, the summary written:
+    what the interpreter's exit would add is freeing the crawl's objects one by one
+    (story index, matcher, extractor caches), ~0.3 s per process of a 2,500-page crawl,
+    for memory the operating system takes back at once. The parent waits for the
+    slowest of its processes, so that is time off every ``--processes`` crawl."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _crawl_in_processes(args, processes: int) -> int:
@@ -127,13 +145,14 @@ def _crawl_in_processes(args, processes: int) -> int:
 def _send_due_alerts(settings) -> None:
     """Deliver what the crawl queued; what cannot go now stays in the outbox for later."""
     from crawler.alerts.outbox import Dispatcher
-    from crawler.store import open_store
+    from crawler.store import close_stores, open_store
 
     dispatcher = Dispatcher.from_settings(open_store(settings.get("NEWSWATCH_DB")), settings)
     try:
         result = dispatcher.dispatch_due(limit=10_000)
     finally:
         dispatcher.close()
+        close_stores()
     if result.sent or result.retried or result.dead:
         print(f"alerts: sent={result.sent} retried={result.retried} dead={result.dead}", file=sys.stderr)
 

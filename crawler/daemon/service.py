@@ -154,6 +154,7 @@ class Daemon:
 
         from crawler.alerts.outbox import Dispatcher
         from crawler.monitoring import init_sentry
+        from crawler.store import close_stores
 
         self.lock.acquire()
         try:
@@ -186,6 +187,7 @@ class Daemon:
                 self.lock.release()
         with self._jobs_lock:
             stuck = self._active_jobs
+        close_stores()  # the database file alone holds what the daemon stored (SQLite: the log copied back)
         if stuck:  # a job thread still waits on the stopped reactor: don't hang at exit
             logger.warning("%d job thread(s) still running at exit", stuck)
             logging.shutdown()

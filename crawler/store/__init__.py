@@ -4,6 +4,6 @@
 default, PostgreSQL for scale-out); one engine is shared per URL and process.
 """
 
-from crawler.store.repository import DEFAULT_DB_URL, Store, open_store, resolve_db_url
+from crawler.store.repository import DEFAULT_DB_URL, Store, close_stores, open_store, resolve_db_url
 
-__all__ = ["DEFAULT_DB_URL", "Store", "open_store", "resolve_db_url"]
+__all__ = ["DEFAULT_DB_URL", "Store", "close_stores", "open_store", "resolve_db_url"]

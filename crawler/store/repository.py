@@ -343,3 +343,21 @@ def open_store(url: str | None = None) -> Store:
         if store is None:
             store = _stores[url] = Store.from_url(url)
         return store
+
+
+def close_stores() -> None:
+    """Close every shared store of this process (:func:`open_store` opens them again).
+
+    Their connections are closed, not left to the interpreter's exit: on SQLite the last
+    connection to close copies the write-ahead log into the database file and removes
+    it, so the ``.db`` file alone holds everything stored (a crawl that ended with its
+    connections open left its last articles in ``-wal`` only, for whoever copied the
+    database file alone to miss)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        try:
+            store.dispose()
+        except Exception:  # noqa: BLE001 (closing one store must not keep the others open)
+            logger.exception("could not close the store %s", store.engine.url.render_as_string(hide_password=True))
