@@ -65,6 +65,11 @@ NEWSWATCH_WATCH = []  # ad hoc watch queries (`newswatch crawl --watch`)
 
 # -- sources --------------------------------------------------------------------------
 SOURCES_SITEMAP_MAX_PAGES = 500
+# `newswatch crawl --processes N` sets these for its processes (crawler.shards): the plan
+# of which sources are whose, and this process's number in it.
+SOURCES_PLAN = None
+SOURCES_PLAN_PROCESS = 0
+SOURCES_TAKE_BELOW = None  # take the next source when fewer requests wait (None: CONCURRENT_REQUESTS)
 
 # -- engine ---------------------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -9,9 +9,16 @@ Scrapy processes do.
 
 - Sources of one host stay in one process (one robots.txt, one politeness slot), unless
   a host has more sources than a process's fair share. Then its sources are spread, and
-  each process that shares a host divides ``CONCURRENT_REQUESTS_PER_DOMAIN`` by the
-  number of processes sharing it (``--hosts-shared-by``): the host sees no more parallel
-  requests than from one process.
+  every process divides ``CONCURRENT_REQUESTS_PER_DOMAIN`` by the number of processes
+  that may crawl such a host at once (``--hosts-shared-by``): the host sees no more
+  parallel requests than from one process.
+- Each process starts with a share of the sources (``split_sources``) but takes them
+  one at a time, as its queue runs low, and when its own are done it takes over the
+  ones the others have not started, from the end of their shares (:class:`SourceClaims`:
+  a claim is a file created with ``O_EXCL`` in a directory the processes share, so each
+  source is crawled by exactly one process). Sources differ in size, pages in cost, and
+  processes in luck with the database's write lock: a fixed split left one process
+  working alone at the end, on one core.
 - Stories stay the same as in one process: processes sharing a database serialise their
   story decisions (see :mod:`crawler.dedupe.stories`), and a page two processes both
   fetched is stored once (the second is counted as already stored).
@@ -23,6 +30,7 @@ Scrapy processes do.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -62,21 +70,108 @@ def split_sources(urls: list[str], processes: int) -> list[list[int]]:
     return [sorted(shard) for shard in shards if shard]
 
 
-def _shared_hosts(urls: list[str], shards: list[list[int]]) -> list[int]:
-    """Per shard: the most processes any of its hosts is shared with (1: none shared)."""
+def _spread_hosts(urls: list[str], shards: list[list[int]]) -> set[str]:
+    """The hosts whose sources are in more than one shard."""
     holders: dict[str, set[int]] = defaultdict(set)
     for number, shard in enumerate(shards):
         for index in shard:
             holders[_host(urls[index])].add(number)
-    return [max(len(holders[_host(urls[index])]) for index in shard) for shard in shards]
+    return {host for host, numbers in holders.items() if len(numbers) > 1}
+
+
+def claim_units(urls: list[str], shards: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    """(units, homes): what the processes take one at a time (lists of source indices),
+    and each process's own units, in order. A host whose sources are all in one shard
+    is one unit, so it stays in one process; a host spread over several shards is a
+    unit per source, any of which any process may take."""
+    spread = _spread_hosts(urls, shards)
+    units: list[list[int]] = []
+    homes: list[list[int]] = []
+    for shard in shards:
+        home: list[int] = []
+        whole: dict[str, int] = {}
+        for index in shard:
+            host = _host(urls[index])
+            if host in spread:
+                units.append([index])
+                home.append(len(units) - 1)
+            elif host in whole:
+                units[whole[host]].append(index)
+            else:
+                whole[host] = len(units)
+                units.append([index])
+                home.append(len(units) - 1)
+        homes.append(home)
+    return units, homes
+
+
+def hosts_shared_by(urls: list[str], shards: list[list[int]]) -> int:
+    """How many processes may crawl one host at once (1: no host is spread): the divisor
+    of every process's ``CONCURRENT_REQUESTS_PER_DOMAIN``. Any process may take a
+    source of a spread host, so it is the most of them that one spread host has."""
+    spread = _spread_hosts(urls, shards)
+    counts = defaultdict(int)
+    for url in urls:
+        if _host(url) in spread:
+            counts[_host(url)] += 1
+    return max([min(len(shards), n) for n in counts.values()], default=1)
+
+
+class SourceClaims:
+    """The sources of a ``--processes`` crawl, taken as the processes go (see the module
+    doc). A process takes a unit by creating its claim file with ``O_CREAT | O_EXCL``:
+    of processes trying at once, exactly one succeeds, without a lock or a server."""
+
+    def __init__(self, directory: Path, units: list[list[int]], homes: list[list[int]], process: int):
+        self.directory = Path(directory)
+        self.units = units
+        self.homes = homes
+        self.process = process
+
+    @classmethod
+    def from_plan(cls, path: str | Path, process: int) -> "SourceClaims":
+        plan = json.loads(Path(path).read_text("utf-8"))
+        return cls(Path(plan["claims"]), plan["units"], plan["homes"], process)
+
+    def write_plan(self, path: Path) -> None:
+        path.write_text(json.dumps({"claims": str(self.directory), "units": self.units, "homes": self.homes}),
+                        encoding="utf-8")
+
+    def order(self) -> list[int]:
+        """This process's own units first; then the others', each from the end of its
+        share (its process works from the start), taking from each in turn."""
+        others = [list(reversed(home)) for number, home in enumerate(self.homes) if number != self.process]
+        stolen = [unit for column in itertools.zip_longest(*others) for unit in column if unit is not None]
+        return list(self.homes[self.process]) + stolen
+
+    def is_home(self, unit: int) -> bool:
+        return unit in self.homes[self.process]
+
+    def taken(self, unit: int) -> bool:
+        """Whether some process has taken ``unit`` already (cheap; :meth:`take` decides)."""
+        return (self.directory / str(unit)).exists()
+
+    def take(self, unit: int) -> bool:
+        """Take ``unit`` for this process: True if no process had it."""
+        try:
+            handle = os.open(self.directory / str(unit), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        os.write(handle, str(self.process).encode())
+        os.close(handle)
+        return True
 
 
 def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
     """Run the crawl of ``args`` (``newswatch crawl``'s arguments) as ``processes``
     child crawls; (exit code, summed summary)."""
     shards = split_sources(args.urls, processes)
-    sharing = _shared_hosts(args.urls, shards)
+    shared = hosts_shared_by(args.urls, shards)
     workdir = Path(tempfile.mkdtemp(prefix="newswatch-crawl-"))
+    (workdir / "claims").mkdir()
+    units, homes = claim_units(args.urls, shards)
+    plan = workdir / "plan.json"
+    SourceClaims(workdir / "claims", units, homes, 0).write_plan(plan)
     children: list[subprocess.Popen] = []
     parts, summaries = [], []
     # On a terminal, the parent draws the processes' summed counters on one line, as a
@@ -84,14 +179,16 @@ def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
     show_progress = sys.stderr.isatty() and not getattr(args, "summary_file", None)
     progress: list[Path] = []
     try:
-        for number, (shard, shared) in enumerate(zip(shards, sharing)):
+        for number in range(len(shards)):
             part = workdir / f"part-{number}.jsonl"
             summary = workdir / f"summary-{number}.json"
             parts.append(part)
             summaries.append(summary)
+            # Every process gets every source; the plan says which are its own to start
+            # with, the claims which any process has taken.
             command = [sys.executable, "-m", "crawler.cli", *(["-v"] * args.verbose), "crawl",
-                       *(args.urls[i] for i in shard), "--processes", "1", "--no-send",
-                       "--summary-file", str(summary)]
+                       *args.urls, "--processes", "1", "--no-send", "--summary-file", str(summary),
+                       "-s", f"SOURCES_PLAN={plan}", "-s", f"SOURCES_PLAN_PROCESS={number}"]
             if args.db:
                 command += ["--db", args.db]
             for query in args.watch:

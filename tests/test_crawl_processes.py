@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from conftest import NEWSROOM_DATA, load_manifest, parse_summary, read_jsonl, run_cli
-from crawler.shards import _shared_hosts, split_sources
+from crawler.shards import SourceClaims, claim_units, hosts_shared_by, split_sources
 from crawler.store import open_store
 from crawler.store.schema import articles
 
@@ -22,13 +22,70 @@ def test_split_sources_keeps_hosts_together_and_spreads_a_host_that_has_too_many
         assert len([s for s in shards if any(host in urls[i] for i in s)]) == 1
     assert sorted(len(s) for s in shards) == [3, 3]
     assert split_sources(urls, 2) == shards  # deterministic
-    assert _shared_hosts(urls, shards) == [1, 1]
+    assert hosts_shared_by(urls, shards) == 1
 
     one_host = [f"http://127.0.0.1:8000/feeds/{n}.rss" for n in range(5)]
     shards = split_sources(one_host, 2)
     assert sorted(len(s) for s in shards) == [2, 3]
-    assert _shared_hosts(one_host, shards) == [2, 2]  # each process halves its per-host concurrency
+    assert hosts_shared_by(one_host, shards) == 2  # each process halves its per-host concurrency
+    assert hosts_shared_by(one_host, split_sources(one_host, 4)) == 3  # 3 processes (pieces of 2 sources)
     assert split_sources(one_host[:1], 4) == [[0]]  # never more processes than sources
+
+
+def test_a_host_in_one_share_is_taken_whole_and_a_spread_host_source_by_source(tmp_path):
+    urls = ["https://a.example/feed", "https://a.example/other", "https://b.example/feed",
+            *(f"http://big.example/{n}.rss" for n in range(6))]
+    shards = split_sources(urls, 2)
+    units, homes = claim_units(urls, shards)
+    assert sorted(i for unit in units for i in unit) == list(range(len(urls)))  # each source in one unit
+    assert [0, 1] in units  # a.example's sources stay together
+    assert all(len(unit) == 1 for unit in units if "big.example" in urls[unit[0]])
+    assert sorted(u for home in homes for u in home) == list(range(len(units)))
+    assert hosts_shared_by(urls, shards) == 2
+
+    first, second = (SourceClaims(tmp_path, units, homes, n) for n in (0, 1))
+    assert first.order()[:len(homes[0])] == homes[0]  # its own units first, in order
+    assert first.order()[len(homes[0]):] == list(reversed(homes[1]))  # then the other's, from its end
+    assert sorted(first.order()) == list(range(len(units)))
+    unit = homes[1][-1]
+    assert not first.taken(unit)
+    assert first.take(unit) and not second.take(unit) and second.taken(unit)  # exactly one process has it
+    assert [second.take(u) for u in homes[1][:-1]] == [True] * (len(homes[1]) - 1)
+
+
+def test_a_process_takes_over_the_sources_another_has_not_started(newsroom, sqlite_url, tmp_path):
+    """One process of a --processes crawl, run on its own: its share is already done
+    (claimed), the other process's share is half started. It crawls the rest of the
+    other's share, from the end, and nothing that was taken."""
+    paths = sorted(ARTICLE_PATHS)
+    manifest = {e["path"]: e for e in load_manifest()}
+    feeds = []
+    for n, path in enumerate(paths):  # a feed per article, all on the newsroom's one host
+        entry = manifest[path]
+        newsroom.publish(path, (NEWSROOM_DATA / entry["file"]).read_bytes(), entry["title"], feeds=(f"one-{n}",),
+                         content_type=f"text/html; charset={entry['charset']}")
+        feeds.append(newsroom.url(f"/feeds/one-{n}.rss"))
+    shards = split_sources(feeds, 2)
+    units, homes = claim_units(feeds, shards)
+    claims = SourceClaims(tmp_path / "claims", units, homes, 0)
+    claims.directory.mkdir()
+    plan = tmp_path / "plan.json"
+    claims.write_plan(plan)
+    other = SourceClaims.from_plan(plan, 1)
+    for unit in homes[0]:  # this process's own share: taken (done) already
+        assert other.take(unit)
+    started = homes[1][: len(homes[1]) // 2]
+    for unit in started:  # the other process has started the first half of its share
+        assert other.take(unit)
+    result = run_cli("-v", "crawl", *feeds, "--db", sqlite_url, "--no-send",
+                     "-s", f"SOURCES_PLAN={plan}", "-s", "SOURCES_PLAN_PROCESS=0")
+    summary = parse_summary(result.stderr)
+    rest = [u for u in homes[1] if u not in started]
+    fetched_feeds = [p for p in newsroom.requested() if p.startswith("/feeds/one-")]
+    assert fetched_feeds == [f"/feeds/one-{units[u][0]}.rss" for u in reversed(rest)]  # from the end
+    assert summary["sources"] == len(rest) and summary["new"] == len(rest)
+    assert result.stderr.count("Taking over") == len(rest)
+    assert all(claims.taken(u) for u in range(len(units)))
 
 
 def test_crawl_in_two_processes_stores_each_article_once(newsroom, db_url, tmp_path):

@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 
 
+async def _each(values):
+    for value in values:
+        yield value
+
+
 class FeedsSpider(scrapy.Spider):
     """Follows feeds, sitemaps and pages to the articles they announce."""
 
@@ -46,6 +51,7 @@ class FeedsSpider(scrapy.Spider):
         self._source_errors: dict[int, str] = {}
         self._logged: set[tuple[str, str]] = set()
         self.new_per_source: dict[int | None, int] = defaultdict(int)
+        self.crawled_sources: list[int] = []  # indices of the sources started, in order
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -58,10 +64,62 @@ class FeedsSpider(scrapy.Spider):
     # -- sources --------------------------------------------------------------------
 
     async def start(self):
-        for url, name in zip(self.source_urls, self.source_names):
-            source = self.store.get_source(url, name)
+        plan = self.crawler.settings.get("SOURCES_PLAN")
+        indices = self._taken_sources(plan) if plan else _each(range(len(self.source_urls)))
+        async for index in indices:
+            url = self.source_urls[index]
+            source = self.store.get_source(url, self.source_names[index])
+            self.crawled_sources.append(index)
             self.crawler.stats.inc_value("newswatch/sources")
             yield self._source_request(url, source, conditional=True)
+
+    async def _taken_sources(self, plan: str):
+        """A process of ``crawl --processes N``: the sources it takes, one unit at a
+        time (see :mod:`crawler.shards`). Its own, each once fewer than
+        ``SOURCES_TAKE_BELOW`` requests wait here; then, once it has nothing left to do,
+        those no other process has started (a process busy with its own never takes
+        another's: its owner may only be starting)."""
+        from crawler.shards import SourceClaims
+
+        settings = self.crawler.settings
+        claims = SourceClaims.from_plan(plan, settings.getint("SOURCES_PLAN_PROCESS", 0))
+        below = settings.getint("SOURCES_TAKE_BELOW") or settings.getint("CONCURRENT_REQUESTS", 16)
+        started = False
+        for unit in claims.order():
+            if claims.taken(unit):
+                continue
+            home = claims.is_home(unit)
+            if started or not home:
+                await self._room_for_more(below if home else 0)
+            if not claims.take(unit):
+                continue
+            started = True
+            if not home:
+                self.crawler.stats.inc_value("newswatch/sources/taken_over", len(claims.units[unit]))
+                logger.info("Taking over %s from another process's share",
+                            ", ".join(self.source_urls[i] for i in claims.units[unit]))
+            for index in claims.units[unit]:
+                yield index
+
+    async def _room_for_more(self, below: int) -> None:
+        """Return once fewer than ``below`` requests wait in this process (scheduled or
+        being downloaded), or, with ``below=0``, once it has nothing at all to do (no
+        request waiting, no response or item being processed); checking every 50 ms."""
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        engine = self.crawler.engine
+        while True:
+            scheduler = getattr(engine, "scheduler", None) or engine._slot.scheduler  # public from Scrapy 2.19
+            if below > 0:
+                waiting = (len(scheduler) if hasattr(scheduler, "__len__") else 0) + len(engine.downloader.active)
+                if waiting < below:
+                    return
+            elif (not scheduler.has_pending_requests() and not engine.downloader.active
+                  and engine.scraper.slot.is_idle()):
+                return
+            await maybe_deferred_to_future(deferLater(reactor, 0.05, lambda: None))
 
     def _source_request(self, url: str, source: dict, conditional: bool, discovered: bool = False):
         headers = {}
@@ -252,8 +310,8 @@ class FeedsSpider(scrapy.Spider):
     def _on_closed(self, spider, reason):
         """Record each source's run; remember feed validators only when nothing was lost."""
         finished = reason == "finished"
-        for url in self.source_urls:
-            source = self.store.get_source(url)
+        for index in self.crawled_sources:
+            source = self.store.get_source(self.source_urls[index])
             sid = source["id"]
             values = {"last_run_at": utcnow(), "runs": (source["runs"] or 0) + 1,
                       "last_new_count": self.new_per_source.get(sid, 0),
