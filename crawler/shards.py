@@ -127,6 +127,7 @@ class SourceClaims:
         self.units = units
         self.homes = homes
         self.process = process
+        self._home = frozenset(homes[process])
 
     @classmethod
     def from_plan(cls, path: str | Path, process: int) -> "SourceClaims":
@@ -145,7 +146,7 @@ class SourceClaims:
         return list(self.homes[self.process]) + stolen
 
     def is_home(self, unit: int) -> bool:
-        return unit in self.homes[self.process]
+        return unit in self._home
 
     def taken(self, unit: int) -> bool:
         """Whether some process has taken ``unit`` already (cheap; :meth:`take` decides)."""
