@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="split the sources over N crawler processes, each extracting in-process "
                             "(0: one per CPU; default: the CRAWL_PROCESSES setting, 1)")
     crawl.add_argument("--summary-file", help=argparse.SUPPRESS)  # a process of --processes N ...
-    crawl.add_argument("--hosts-shared-by", type=int, default=1, help=argparse.SUPPRESS)  # ... sharing hosts
+    crawl.add_argument("--spread-host", action="append", default=[], metavar="HOST=N",
+                       help=argparse.SUPPRESS)  # ... a host N of them may crawl at once
     crawl.set_defaults(func=cmd_crawl)
 
     extract = commands.add_parser("extract", help="print the clean article of a saved page or URL")
@@ -90,10 +91,14 @@ def cmd_crawl(args) -> int:
     settings = build_settings(args.db, args.watch, args.output, overrides)
     if several and args.processes is None and settings.getint("CRAWL_PROCESSES", 1) != 1:
         return _crawl_in_processes(args, settings.getint("CRAWL_PROCESSES", 1))
-    if args.hosts_shared_by > 1:  # a process of --processes N: its share of the hosts' politeness
-        per_domain = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8)
-        settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", max(1, per_domain // args.hosts_shared_by),
-                     priority="cmdline")
+    if args.spread_host:  # a process of --processes N: its part of each shared host's politeness
+        from crawler.shards import share_host_politeness
+
+        spread = {}
+        for pair in args.spread_host:
+            host, _, sharing = pair.rpartition("=")
+            spread[host] = int(sharing)
+        share_host_politeness(settings, spread)
     from crawler.monitoring import flush_sentry, init_sentry
     from crawler.store import close_stores
 

@@ -9,9 +9,9 @@ Scrapy processes do.
 
 - Sources of one host stay in one process (one robots.txt, one politeness slot), unless
   a host has more sources than a process's fair share. Then its sources are spread, and
-  every process divides ``CONCURRENT_REQUESTS_PER_DOMAIN`` by the number of processes
-  that may crawl such a host at once (``--hosts-shared-by``): the host sees no more
-  parallel requests than from one process.
+  every process divides that host's concurrency (and multiplies its download delay) by
+  the number of processes that may crawl it at once (``--spread-host``, applied as
+  ``DOWNLOAD_SLOTS``): the host is asked no more than by one process.
 - Each process starts with a share of the sources (``split_sources``) but takes them
   one at a time, as its queue runs low, and when its own are done it takes over the
   ones the others have not started, from the end of their shares (:class:`SourceClaims`:
@@ -105,16 +105,35 @@ def claim_units(urls: list[str], shards: list[list[int]]) -> tuple[list[list[int
     return units, homes
 
 
-def hosts_shared_by(urls: list[str], shards: list[list[int]]) -> int:
-    """How many processes may crawl one host at once (1: no host is spread): the divisor
-    of every process's ``CONCURRENT_REQUESTS_PER_DOMAIN``. Any process may take a
-    source of a spread host, so it is the most of them that one spread host has."""
+def spread_hosts(urls: list[str], shards: list[list[int]]) -> dict[str, int]:
+    """Per host spread over several shards: how many processes may crawl it at once.
+    Any process may take any of its sources, so as many as it has sources, at most
+    one per process."""
     spread = _spread_hosts(urls, shards)
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for url in urls:
         if _host(url) in spread:
             counts[_host(url)] += 1
-    return max([min(len(shards), n) for n in counts.values()], default=1)
+    return {host: min(len(shards), n) for host, n in sorted(counts.items())}
+
+
+def share_host_politeness(settings, spread: dict[str, int]) -> None:
+    """In a process of ``--processes N``: for each host that ``n`` processes may crawl at
+    once, ``1/n`` of its concurrency and ``n`` times its download delay (its
+    ``DOWNLOAD_SLOTS`` entry, made from ``CONCURRENT_REQUESTS_PER_DOMAIN`` and
+    ``DOWNLOAD_DELAY`` when it has none), so that the host is asked no more than by one
+    process. Other hosts keep their own."""
+    per_domain = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8)
+    delay = settings.getfloat("DOWNLOAD_DELAY", 0.0)
+    slots = {key: dict(value) for key, value in settings.getdict("DOWNLOAD_SLOTS").items()}
+    for host, sharing in spread.items():
+        slot = slots.setdefault(host, {})
+        slot["concurrency"] = max(1, int(slot.get("concurrency", per_domain)) // sharing)
+        if float(slot.get("delay", delay)) > 0:
+            slot["delay"] = float(slot.get("delay", delay)) * sharing
+        logger.info("%s is shared with %d processes: at most %d request(s) at once from this one%s", host, sharing,
+                    slot["concurrency"], f", {slot['delay']:g} s apart" if slot.get("delay") else "")
+    settings.set("DOWNLOAD_SLOTS", slots, priority="cmdline")
 
 
 class SourceClaims:
@@ -167,7 +186,7 @@ def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
     """Run the crawl of ``args`` (``newswatch crawl``'s arguments) as ``processes``
     child crawls; (exit code, summed summary)."""
     shards = split_sources(args.urls, processes)
-    shared = hosts_shared_by(args.urls, shards)
+    spread = spread_hosts(args.urls, shards)
     workdir = Path(tempfile.mkdtemp(prefix="newswatch-crawl-"))
     (workdir / "claims").mkdir()
     units, homes = claim_units(args.urls, shards)
@@ -204,7 +223,9 @@ def crawl_in_processes(args, processes: int) -> tuple[int, dict[str, int]]:
             # interpreter, and the other processes' batches wait behind it; on the reactor
             # a batch that finds the lock taken goes back to the queue instead
             # (StorePipeline.flush). Measured: SQLite +5%, PostgreSQL +9%.
-            command += ["-s", "EXTRACT_WORKERS=0", "-s", "STORE_THREAD=False", "--hosts-shared-by", str(shared)]
+            command += ["-s", "EXTRACT_WORKERS=0", "-s", "STORE_THREAD=False"]
+            for host, sharing in spread.items():
+                command += ["--spread-host", f"{host}={sharing}"]
             if show_progress:
                 progress.append(workdir / f"progress-{number}.json")
                 command += ["-s", f"PROGRESS_FILE={progress[-1]}"]

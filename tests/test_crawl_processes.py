@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from conftest import NEWSROOM_DATA, load_manifest, parse_summary, read_jsonl, run_cli
-from crawler.shards import SourceClaims, claim_units, hosts_shared_by, split_sources
+from crawler.shards import SourceClaims, claim_units, share_host_politeness, split_sources, spread_hosts
 from crawler.store import open_store
 from crawler.store.schema import articles
 
@@ -22,14 +22,45 @@ def test_split_sources_keeps_hosts_together_and_spreads_a_host_that_has_too_many
         assert len([s for s in shards if any(host in urls[i] for i in s)]) == 1
     assert sorted(len(s) for s in shards) == [3, 3]
     assert split_sources(urls, 2) == shards  # deterministic
-    assert hosts_shared_by(urls, shards) == 1
+    assert spread_hosts(urls, shards) == {}  # no host is shared
 
     one_host = [f"http://127.0.0.1:8000/feeds/{n}.rss" for n in range(5)]
     shards = split_sources(one_host, 2)
     assert sorted(len(s) for s in shards) == [2, 3]
-    assert hosts_shared_by(one_host, shards) == 2  # each process halves its per-host concurrency
-    assert hosts_shared_by(one_host, split_sources(one_host, 4)) == 3  # 3 processes (pieces of 2 sources)
+    assert spread_hosts(one_host, shards) == {"127.0.0.1": 2}  # each process halves its concurrency there
+    assert spread_hosts(one_host, split_sources(one_host, 4)) == {"127.0.0.1": 3}  # 3 processes (pieces of 2)
     assert split_sources(one_host[:1], 4) == [[0]]  # never more processes than sources
+
+
+def test_a_shared_host_gets_a_share_of_its_concurrency_and_delay_and_other_hosts_keep_theirs():
+    from scrapy.settings import Settings
+
+    settings = Settings({"CONCURRENT_REQUESTS_PER_DOMAIN": 8, "DOWNLOAD_DELAY": 0.5,
+                         "DOWNLOAD_SLOTS": {"slow.example": {"concurrency": 2, "delay": 3.0},
+                                            "own.example": {"concurrency": 6}}})
+    share_host_politeness(settings, {"big.example": 3, "slow.example": 2})
+    slots = settings.getdict("DOWNLOAD_SLOTS")
+    assert slots["big.example"] == {"concurrency": 2, "delay": 1.5}  # 8 // 3, 0.5 s x 3
+    assert slots["slow.example"] == {"concurrency": 1, "delay": 6.0}
+    assert slots["own.example"] == {"concurrency": 6}  # not shared: as configured
+    assert settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 8
+
+
+def test_processes_sharing_a_host_ask_no_more_of_it_at_once_than_one_process(newsroom, sqlite_url):
+    """Two feeds of one host in two processes, with CONCURRENT_REQUESTS_PER_DOMAIN=2:
+    each process asks for one page at a time, so the host never answers more than two."""
+    for feed in ("polite-a", "polite-b"):
+        for n in range(3):
+            title = f"Harbour report {feed} {n}"
+            path = f"/polite/{feed}/{n}"
+            paragraphs = [f"{p} ({feed}, part {n})" for p in _HANGING_MAIN_TEXT]
+            newsroom.publish(path, _distinct_article(title, paragraphs), title, feeds=(feed,))
+            newsroom.fault(path, "slow", seconds=0.3)  # the answers of both processes overlap
+    result = run_cli("-v", "crawl", newsroom.url("/feeds/polite-a.rss"), newsroom.url("/feeds/polite-b.rss"),
+                     "--db", sqlite_url, "--no-send", "--processes", "2", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2")
+    assert parse_summary(result.stderr)["new"] == 6, result.stderr
+    assert newsroom.max_in_flight <= 2
+    assert result.stderr.count("127.0.0.1 is shared with 2 processes: at most 1 request(s) at once") == 2
 
 
 def test_a_host_in_one_share_is_taken_whole_and_a_spread_host_source_by_source(tmp_path):
@@ -41,7 +72,7 @@ def test_a_host_in_one_share_is_taken_whole_and_a_spread_host_source_by_source(t
     assert [0, 1] in units  # a.example's sources stay together
     assert all(len(unit) == 1 for unit in units if "big.example" in urls[unit[0]])
     assert sorted(u for home in homes for u in home) == list(range(len(units)))
-    assert hosts_shared_by(urls, shards) == 2
+    assert spread_hosts(urls, shards) == {"big.example": 2}
 
     first, second = (SourceClaims(tmp_path, units, homes, n) for n in (0, 1))
     assert first.order()[:len(homes[0])] == homes[0]  # its own units first, in order
